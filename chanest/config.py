@@ -1,0 +1,102 @@
+"""Typed views of the ``params.yaml`` sections each stage reads."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from chanest.model import EstimatorConfig
+from chanest.ofdm import OFDMConfig
+from chanest.params import ParamsError, from_section, get
+from chanest.pdp import check_scenario
+from chanest.train import TrainConfig
+
+PDP_SOURCES = ("tr38901", "mat_dir")
+NORMALISATIONS = ("realisation", "pdp")
+
+
+@dataclass(frozen=True)
+class PDPParams:
+    source: str = "tr38901"
+    mat_dir: str = "data/pdp_mat"
+    n_drops: int = 1000
+    carrier_ghz: float = 3.5
+    inf_subscenario: str = "dh"
+
+    def __post_init__(self) -> None:
+        if self.source not in PDP_SOURCES:
+            raise ValueError(f"source {self.source!r} not in {PDP_SOURCES}")
+        if self.n_drops < 1:
+            raise ValueError("n_drops must be >= 1")
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    token_size: int = 12
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 4
+    d_ff: int = 256
+    dropout: float = 0.0
+    snr_input: bool = True
+
+
+@dataclass(frozen=True)
+class EvalParams:
+    snr_db: tuple[float, ...] = (-10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0)
+    n_samples: int = 500
+    seed: int = 7
+    batch_size: int = 1500
+    device: str = "auto"
+
+
+def scenarios(params: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(sources, targets), each checked against the known scenarios."""
+    sources = [check_scenario(s) for s in get(params, "scenarios.sources")]
+    targets = [check_scenario(s) for s in get(params, "scenarios.targets")]
+    if not sources:
+        raise ParamsError("params: scenarios.sources is empty")
+    return sources, targets
+
+
+def all_scenarios(params: dict[str, Any]) -> list[str]:
+    """The union of sources and targets, in order, without repeats."""
+    sources, targets = scenarios(params)
+    return list(dict.fromkeys(sources + targets))
+
+
+def seed(params: dict[str, Any]) -> int:
+    value = get(params, "seed")
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ParamsError(f"params: seed = {value!r} is not an integer")
+    return value
+
+
+def ofdm(params: dict[str, Any]) -> OFDMConfig:
+    return from_section(OFDMConfig, get(params, "ofdm"), "ofdm")
+
+
+def normalisation(params: dict[str, Any]) -> str:
+    value = get(params, "synth.normalisation")
+    if value not in NORMALISATIONS:
+        raise ParamsError(f"params: synth.normalisation = {value!r}; expected one of {NORMALISATIONS}")
+    return value
+
+
+def train(params: dict[str, Any], section: str, exclude: tuple[str, ...] = ()) -> TrainConfig:
+    """The optimisation keys of ``section`` (``base`` or ``lora``) as a :class:`TrainConfig`."""
+    raw = {k: v for k, v in get(params, section).items() if k not in exclude}
+    return from_section(TrainConfig, raw, section)
+
+
+def estimator(params: dict[str, Any], ofdm_cfg: OFDMConfig) -> EstimatorConfig:
+    m = from_section(ModelParams, get(params, "model"), "model")
+    try:
+        return EstimatorConfig(
+            n_subcarriers=ofdm_cfg.n_subcarriers,
+            pilot_indices=tuple(ofdm_cfg.pilot_indices.tolist()),
+            **dataclasses.asdict(m),
+        )
+    except ValueError as err:
+        raise ParamsError(f"params: model: {err}") from err

@@ -1,0 +1,182 @@
+"""LoRA adapters on the estimator, through ``peft``.
+
+``wrap`` puts a LoRA adapter on the named ``nn.Linear`` modules of a (frozen) base estimator;
+``save_adapter`` writes it with ``save_pretrained`` plus ``merged/`` (a merged copy's weights as
+safetensors) and ``chanest_adapter.json`` (which base it belongs to); ``load_adapter`` puts a saved
+adapter back onto a base, strictly.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from torch import nn
+
+from chanest.checkpoint import WEIGHTS, CheckpointError, save_estimator
+from chanest.io import write_json
+from chanest.model import ChannelEstimator
+
+DEFAULT_TARGETS = ("mha_q_proj", "mha_k_proj", "mha_v_proj", "out_proj", "ffnn_linear1", "ffnn_linear2")
+META = "chanest_adapter.json"
+
+
+class AdapterError(CheckpointError):
+    """An adapter that cannot be built or does not fit its base."""
+
+
+@dataclass(frozen=True)
+class LoraParams:
+    """Adapter settings (``lora`` params section; its optimisation keys go to ``TrainConfig``).
+
+    r: rank; alpha: scaling numerator (scale = alpha / r); dropout: on the adapter input;
+    target_modules: exact module names (last path component) to adapt; rank_pattern: per-module
+    rank overrides (peft's ``rank_pattern``, e.g. ``{ffnn_linear1: 16}``); full_ft: also train a
+    full fine-tuning reference (all weights trainable) with ``full_ft_lr``.
+    """
+
+    r: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = DEFAULT_TARGETS
+    rank_pattern: dict[str, int] = field(default_factory=dict)
+    full_ft: bool = False
+    full_ft_lr: float = 5.0e-4
+
+    def __post_init__(self) -> None:
+        if self.r < 1:
+            raise ValueError(f"lora.r must be >= 1, got {self.r}")
+        if not self.target_modules:
+            raise ValueError("lora.target_modules is empty")
+
+
+def linear_names(model: nn.Module) -> set[str]:
+    """Last path components of every ``nn.Linear`` in ``model``."""
+    return {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+
+
+def wrap(base: ChannelEstimator, p: LoraParams, seed: int) -> PeftModel:
+    """Freeze ``base`` and add a LoRA adapter; only adapter weights require grad.
+
+    Raises :class:`AdapterError` naming any target that matches no ``nn.Linear`` of the base.
+    """
+    available = linear_names(base)
+    missing = [t for t in (*p.target_modules, *p.rank_pattern) if t not in available]
+    if missing:
+        raise AdapterError(
+            f"lora target(s) {missing} match no nn.Linear of the estimator; "
+            f"available: {sorted(available)}"
+        )
+    cfg = LoraConfig(
+        r=p.r,
+        lora_alpha=p.alpha,
+        lora_dropout=p.dropout,
+        target_modules=list(p.target_modules),
+        rank_pattern=dict(p.rank_pattern),
+        bias="none",
+    )
+    torch.manual_seed(seed)  # LoRA A matrices are drawn from the global RNG
+    return get_peft_model(base, cfg)
+
+
+def state_hash(model: nn.Module) -> str:
+    """sha256 of a model's weights (names, shapes, bytes): identifies the base an adapter needs."""
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(str(tuple(v.shape)).encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def save_adapter(
+    directory: str | os.PathLike,
+    model: PeftModel,
+    base_hash: str,
+    info: dict,
+    extra: dict[str, ChannelEstimator] | None = None,
+) -> None:
+    """Write the adapter (``save_pretrained``), ``merged/`` weights and metadata, atomically.
+
+    The merge happens on a deep copy: the model being trained is never merged. ``extra``
+    estimators (e.g. the full fine-tuning reference) are saved in sub-directories of their name.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        model.save_pretrained(tmp)
+        merged = copy.deepcopy(model).merge_and_unload()
+        save_estimator(tmp / "merged", merged)
+        write_json(tmp / META, {"base_sha256": base_hash, **info})
+        for name, estimator in (extra or {}).items():
+            save_estimator(tmp / name, estimator)
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def read_meta(directory: str | os.PathLike) -> dict:
+    path = Path(directory) / META
+    if not path.is_file():
+        raise AdapterError(f"{path}: not a chanest adapter directory (no {META})")
+    return json.loads(path.read_text())
+
+
+def load_adapter(base: ChannelEstimator, directory: str | os.PathLike, check_base: bool = True) -> PeftModel:
+    """Put the adapter in ``directory`` onto ``base`` (strict: every adapter key must fit)."""
+    directory = Path(directory)
+    meta = read_meta(directory)
+    if check_base and meta["base_sha256"] != state_hash(base):
+        raise AdapterError(
+            f"{directory}: adapter was trained on base {meta['base_sha256'][:12]}, "
+            f"this base is {state_hash(base)[:12]}"
+        )
+    try:
+        model = PeftModel.from_pretrained(base, directory, is_trainable=False)
+    except (RuntimeError, ValueError, KeyError) as err:
+        raise AdapterError(f"{directory}: adapter does not fit the base estimator: {err}") from err
+    # peft loads leniently; check that every saved adapter key was placed
+    from safetensors.torch import load_file
+
+    saved = load_file(directory / "adapter_model.safetensors")
+    placed = {k.replace(".default", "") for k in model.state_dict()}
+    stray = sorted(k for k in saved if k not in placed)
+    if stray:
+        raise AdapterError(f"{directory}: adapter keys not placed on the base: {stray[:10]}")
+    return model
+
+
+def merged_path(directory: str | os.PathLike) -> Path:
+    return Path(directory) / "merged" / WEIGHTS
+
+
+def describe(directory: str | os.PathLike) -> dict:
+    """What an adapter directory holds: base hash, r, alpha, targets, trainable parameters."""
+    directory = Path(directory)
+    cfg_path = directory / "adapter_config.json"
+    if not cfg_path.is_file():
+        raise CheckpointError(f"{cfg_path}: no adapter config (expected peft save_pretrained output)")
+    cfg = json.loads(cfg_path.read_text())
+    meta = read_meta(directory)
+    return {
+        "directory": str(directory),
+        "base_sha256": meta["base_sha256"],
+        "r": cfg["r"],
+        "alpha": cfg["lora_alpha"],
+        "target_modules": sorted(cfg["target_modules"]),
+        "rank_pattern": cfg.get("rank_pattern") or {},
+        "trainable_parameters": meta.get("trainable_parameters"),
+        "scenario": meta.get("scenario"),
+    }

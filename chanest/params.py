@@ -1,0 +1,109 @@
+"""Reading ``params.yaml``: one file drives every stage; wrong keys or types fail loudly.
+
+Each section maps onto a frozen dataclass (``OFDMConfig``, ``TrainConfig``, ...) through
+:func:`from_section`, which rejects unknown keys and values of the wrong type, naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ParamsError(ValueError):
+    """A params key is missing, unknown, or of the wrong type."""
+
+
+def load_params(path: str | os.PathLike = "params.yaml") -> dict[str, Any]:
+    path = Path(path)
+    try:
+        params = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ParamsError(f"{path}: cannot read params ({err})") from err
+    if not isinstance(params, dict):
+        raise ParamsError(f"{path}: expected a mapping at the top level")
+    return params
+
+
+def get(params: dict[str, Any], dotted: str) -> Any:
+    """``get(params, "lora.r")``; raises naming the key if it is absent."""
+    node: Any = params
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ParamsError(f"params: missing key {dotted!r}")
+        node = node[part]
+    return node
+
+
+def _check(value: Any, tp: Any, key: str) -> Any:
+    """Return ``value`` converted to ``tp`` (int -> float allowed), else raise naming ``key``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for alt in typing.get_args(tp):
+            try:
+                return _check(value, alt, key)
+            except ParamsError:
+                continue
+        raise ParamsError(f"params: {key} = {value!r} is not of type {tp}")
+    if tp is type(None):
+        if value is None:
+            return None
+    elif tp is Any:
+        return value
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif origin in (list, tuple):
+        args = typing.get_args(tp)
+        if isinstance(value, (list, tuple)):
+            if origin is tuple and args and args[-1] is not Ellipsis:
+                if len(value) != len(args):
+                    raise ParamsError(f"params: {key} expects {len(args)} values, got {value!r}")
+                return tuple(_check(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+            item = args[0] if args else Any
+            return origin(_check(v, item, f"{key}[{i}]") for i, v in enumerate(value))
+    elif origin is dict or tp is dict:
+        if isinstance(value, dict):
+            args = typing.get_args(tp)
+            if not args:
+                return dict(value)
+            return {_check(k, args[0], key): _check(v, args[1], f"{key}.{k}") for k, v in value.items()}
+    else:
+        raise TypeError(f"unsupported param type {tp} for {key}")
+    hint = " (YAML reads 1e-4 as a string: write 1.0e-4)" if isinstance(value, str) else ""
+    raise ParamsError(f"params: {key} = {value!r} is not of type {getattr(tp, '__name__', tp)}{hint}")
+
+
+def from_section(cls: type[T], section: dict[str, Any] | None, name: str) -> T:
+    """Build dataclass ``cls`` from the params section ``name``, checking keys and types."""
+    section = {} if section is None else section
+    if not isinstance(section, dict):
+        raise ParamsError(f"params: {name} must be a mapping, got {section!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(section) - known)
+    if unknown:
+        raise ParamsError(f"params: unknown key(s) {', '.join(f'{name}.{k}' for k in unknown)}; "
+                          f"known: {', '.join(sorted(known))}")
+    values = {k: _check(v, hints[k], f"{name}.{k}") for k, v in section.items()}
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as err:
+        raise ParamsError(f"params: {name}: {err}") from err

@@ -1,0 +1,97 @@
+"""Figures (PNG, matplotlib Agg): PDP statistics, NMSE vs SNR, LoRA gain, cross-scenario, curves."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from chanest.io import atomic_path  # noqa: E402
+
+METHOD_STYLE = {
+    "ls": dict(color="0.5", marker="o", label="LS + linear"),
+    "lmmse_stat": dict(color="tab:blue", marker="s", label="LMMSE (scenario stats)"),
+    "lmmse_genie": dict(color="k", marker="", linestyle="--", label="genie LMMSE (bound)"),
+    "base": dict(color="tab:orange", marker="^", label="base"),
+    "lora": dict(color="tab:green", marker="v", label="LoRA"),
+    "full_ft": dict(color="tab:red", marker="x", label="full fine-tuning"),
+}
+
+
+def _save(fig: plt.Figure, path: str | os.PathLike) -> None:
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    plt.close(fig)
+
+
+def delay_spread_cdf(spreads_ns: dict[str, np.ndarray], path: str | os.PathLike) -> None:
+    """Empirical CDF of the RMS delay spread (ns) per scenario, log x axis."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name, ds in spreads_ns.items():
+        x = np.sort(np.maximum(ds, 1e-2))
+        ax.plot(x, np.arange(1, len(x) + 1) / len(x), label=name,
+                linestyle="-" if name.endswith("_Los") else "--")
+    ax.set(xscale="log", xlabel="RMS delay spread (ns)", ylabel="CDF", title="PDP delay spreads")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, ncol=2)
+    _save(fig, path)
+
+
+def nmse_vs_snr(df: pd.DataFrame, scenario: str, path: str | os.PathLike) -> None:
+    """One scenario's NMSE (dB) vs SNR (dB) for every method in ``df`` (long format)."""
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    sub = df[df.scenario == scenario]
+    for method, g in sub.groupby("method", sort=False):
+        g = g.sort_values("snr_db")
+        style = METHOD_STYLE.get(method, dict(label=method))
+        ax.errorbar(g.snr_db, g.nmse_db, yerr=g.ci_db, capsize=2, markersize=4, **style)
+    ax.set(xlabel="SNR (dB)", ylabel="NMSE (dB)", title=scenario)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def lora_gain(metrics: dict, targets: list[str], path: str | os.PathLike) -> None:
+    """Bar chart of the LoRA gain over the base and the remaining gap to the genie (dB)."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    x = np.arange(len(targets))
+    gain = [metrics[t].get("lora_gain_db", np.nan) for t in targets]
+    gap = [metrics[t].get("lora", {}).get("gap_to_genie_db", np.nan) for t in targets]
+    ax.bar(x - 0.2, gain, 0.4, label="LoRA gain over base", color="tab:green")
+    ax.bar(x + 0.2, gap, 0.4, label="LoRA gap to genie", color="tab:gray")
+    ax.set_xticks(x, targets, rotation=20)
+    ax.set(ylabel="dB (mean over SNR grid)", title="LoRA transfer per target")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def cross_scenario(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Heatmap: model (rows) evaluated on scenario (columns), mean NMSE dB."""
+    table = df.pivot(index="model", columns="scenario", values="nmse_db_mean")
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * table.shape[1], 1.0 + 0.5 * table.shape[0]))
+    im = ax.imshow(table.values, cmap="viridis_r", aspect="auto")
+    ax.set_xticks(range(table.shape[1]), table.columns, rotation=35, ha="right", fontsize=8)
+    ax.set_yticks(range(table.shape[0]), table.index, fontsize=8)
+    for (i, j), v in np.ndenumerate(table.values):
+        ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=7, color="w")
+    fig.colorbar(im, ax=ax, label="mean NMSE (dB)")
+    ax.set_title("every model on every scenario")
+    _save(fig, path)
+
+
+def training_curves(curves: dict[str, pd.DataFrame], path: str | os.PathLike) -> None:
+    """Validation NMSE (dB) vs step for base training and each transfer."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name, df in curves.items():
+        ax.plot(df.step, df.val_nmse_db, label=name)
+    ax.set(xlabel="step", ylabel="val NMSE (dB)", title="training curves")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    _save(fig, path)

@@ -1,0 +1,1 @@
+"""Thin DVC stage scripts: parse params, call chanest, write the declared outputs."""

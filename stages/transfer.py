@@ -1,0 +1,78 @@
+"""Stage `transfer@<Scenario>`: LoRA-adapt the base to one target scenario (peft)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from chanest import cli, config, data, lora
+from chanest.checkpoint import load_estimator
+from chanest.io import atomic_path, write_json
+from chanest.model import n_parameters
+from chanest.params import from_section, get, load_params
+from chanest.pdp import check_scenario
+from chanest.train import make_val_sets, resolve_device, train
+
+PROCESSED, BASE, OUT = Path("data/processed"), Path("models/base"), Path("models/lora")
+log = logging.getLogger("stages.transfer")
+
+
+def main() -> None:
+    if len(sys.argv) != 2:
+        raise ValueError("usage: python -m stages.transfer <Scenario>")
+    scenario = check_scenario(sys.argv[1])
+    params = load_params()
+    seed, ofdm, norm = config.seed(params), config.ofdm(params), config.normalisation(params)
+    adapter_keys = {f.name for f in dataclasses.fields(lora.LoraParams)}
+    section = get(params, "lora")
+    lp = from_section(lora.LoraParams, {k: v for k, v in section.items() if k in adapter_keys}, "lora")
+    cfg = config.train(params, "lora", exclude=tuple(adapter_keys))
+    device = resolve_device(cfg.device)
+
+    sampler = data.sampler(PROCESSED, [scenario], "train", ofdm, norm, device)
+    val_sets = make_val_sets(data.samplers(PROCESSED, [scenario], "val", ofdm, norm, device), cfg, seed + 2)
+    base = load_estimator(BASE, device)
+    base_params, base_hash = n_parameters(base), lora.state_hash(base)
+    model = lora.wrap(base, lp, seed)
+    trainable = n_parameters(model, trainable_only=True)
+    log.info("%s: %d trainable of %d base parameters (%.2f%%)", scenario, trainable, base_params,
+             100 * trainable / base_params)
+    result = train(model, sampler, val_sets, cfg, seed, name=f"transfer@{scenario}")
+    report = {
+        "scenario": scenario,
+        "trainable_parameters": trainable,
+        "base_parameters": base_params,
+        "trainable_share": round(trainable / base_params, 5),
+        "val_nmse_db_base": round(result.initial_val_db[scenario], 3),
+        "val_nmse_db_lora": round(result.best_val_db[scenario], 3),
+        "val_gain_db": round(result.initial_val_db[scenario] - result.best_val_db[scenario], 3),
+        "steps": result.steps,
+        "best_step": result.best_step,
+        "wall_s": round(result.wall_s, 1),
+    }
+    curves = pd.DataFrame(result.history).assign(run="lora")
+    extra = {}
+    if lp.full_ft:
+        full = load_estimator(BASE, device)
+        ft = train(full, sampler, val_sets, dataclasses.replace(cfg, lr=lp.full_ft_lr), seed,
+                   name=f"full_ft@{scenario}")
+        extra["full_ft"] = full.cpu()
+        report["full_ft"] = {
+            "trainable_parameters": n_parameters(full, trainable_only=True),
+            "val_nmse_db": round(ft.best_val_db[scenario], 3),
+            "wall_s": round(ft.wall_s, 1),
+        }
+        curves = pd.concat([curves, pd.DataFrame(ft.history).assign(run="full_ft")])
+    lora.save_adapter(OUT / scenario, model.cpu(), base_hash,
+                      {"scenario": scenario, "trainable_parameters": trainable}, extra)
+    with atomic_path(Path("reports/curves") / f"transfer_{scenario}.csv", suffix=".csv") as tmp:
+        curves.to_csv(tmp, index=False)
+    write_json(Path("reports/transfer") / f"{scenario}.json", report)
+
+
+if __name__ == "__main__":
+    cli.run(main)

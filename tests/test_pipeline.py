@@ -1,0 +1,148 @@
+"""End to end: the real `dvc repro` and `dvc exp run -S lora.r=...` on tiny params in a temp git repo."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import matplotlib.image
+import pytest
+import yaml
+
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+SOURCES, TARGETS = ["UMa_Los", "UMi_Nlos"], ["InF_Los", "RMa_Nlos"]
+TINY = {
+    "pdp": {"n_drops": 40},
+    "scenarios": {"sources": SOURCES, "targets": TARGETS},
+    "preprocess": {"split": {"train": 0.6, "val": 0.2, "test": 0.2}},
+    "ofdm": {"n_subcarriers": 96, "fft_size": 128},
+    "model": {"d_model": 16, "n_heads": 2, "n_layers": 1, "d_ff": 32},
+    "base": {"steps": 10, "batch_size": 16, "val_every": 5, "val_samples": 8, "checkpoint_every": 5},
+    "lora": {"steps": 6, "batch_size": 16, "val_every": 3, "val_samples": 8, "r": 4},
+    "eval": {"n_samples": 60, "snr_db": [0.0, 10.0, 20.0]},
+}
+
+
+def merge(base: dict, over: dict) -> dict:
+    for k, v in over.items():
+        base[k] = merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return base
+
+
+def repo_files() -> list[str]:
+    """Tracked and untracked-but-not-ignored files: what a commit of this working tree holds."""
+    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout
+    return [f for f in out.splitlines() if (REPO / f).is_file()]
+
+
+def ran(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory) -> SimpleNamespace:
+    work = tmp_path_factory.mktemp("e2e") / "repo"
+    for f in repo_files():
+        (work / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / f, work / f)
+    params = merge(yaml.safe_load((work / "params.yaml").read_text()), TINY)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    venv_bin = Path(os.sys.executable).parent
+    env = {**os.environ, "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1",
+           "GIT_AUTHOR_NAME": "chanest-test", "GIT_AUTHOR_EMAIL": "test@chanest.invalid",
+           "GIT_COMMITTER_NAME": "chanest-test", "GIT_COMMITTER_EMAIL": "test@chanest.invalid",
+           "PYTHONPATH": ""}
+
+    def sh(*cmd: str) -> str:
+        proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        return proc.stdout + proc.stderr
+
+    sh("git", "init", "-q")
+    sh("git", "add", "-A")
+    sh("git", "commit", "-qm", "tiny params")
+    ns = SimpleNamespace(work=work, sh=sh)
+    ns.first = sh("dvc", "repro")
+    ns.second = sh("dvc", "repro")
+    sh("git", "add", "-A")
+    sh("git", "commit", "-qm", "results, r=4")
+    ns.metrics_before = json.loads((work / "reports/metrics.json").read_text())
+    ns.exp = sh("dvc", "exp", "run", "-S", "lora.r=2")
+    sh("git", "add", "-A")
+    sh("git", "commit", "-qm", "results, r=2")
+    ns.metrics_diff = sh("dvc", "metrics", "diff", "HEAD~1", "HEAD", "--json")
+    ns.exp_show = sh("dvc", "exp", "show", "--csv")
+    return ns
+
+
+def test_repro_runs_every_stage_and_writes_every_output(pipeline):
+    stages = {"pdp", "preprocess", "train_base", "evaluate", "plot"} | {f"transfer@{t}" for t in TARGETS}
+    assert ran(pipeline.first) == stages
+    w = pipeline.work
+    for path in ["data/raw/PDP_InF_Los.mat", "data/processed/UMa_Los.npz", "models/base/model.safetensors",
+                 "models/base/config.json", "models/base_state.pt", "reports/pdp_stats.json",
+                 "reports/figures/delay_spread_cdf.png", "reports/train_base.json",
+                 "reports/curves/train_base.csv", "reports/metrics.json", "reports/nmse_vs_snr.csv",
+                 "reports/cross_scenario.csv", "reports/figures/eval/training_curves.png",
+                 "reports/figures/eval/lora_gain.png", "reports/figures/eval/cross_scenario.png"]:
+        assert (w / path).is_file(), path
+    for t in TARGETS:
+        for path in [f"models/lora/{t}/adapter_config.json", f"models/lora/{t}/adapter_model.safetensors",
+                     f"models/lora/{t}/merged/model.safetensors", f"reports/transfer/{t}.json",
+                     f"reports/curves/transfer_{t}.csv", f"reports/figures/eval/nmse_{t}.png"]:
+            assert (w / path).is_file(), path
+    status = pipeline.sh("dvc", "status")
+    assert "up to date" in status
+
+
+def test_second_repro_runs_nothing(pipeline):
+    assert ran(pipeline.second) == set()
+
+
+def test_changing_lora_r_reruns_only_transfer_evaluate_plot(pipeline):
+    assert ran(pipeline.exp) == {f"transfer@{t}" for t in TARGETS} | {"evaluate", "plot"}
+
+
+def test_metrics_diff_and_exp_show_list_the_changed_metrics(pipeline):
+    diff = json.loads(pipeline.metrics_diff[pipeline.metrics_diff.index("{"):])
+    for t in TARGETS:
+        tp = diff["reports/metrics.json"][f"{t}.trainable_parameters"]
+        assert tp["new"] == tp["old"] // 2  # r 4 -> 2 halves the adapter
+        assert "trainable_parameters" in "".join(diff[f"reports/transfer/{t}.json"])
+    assert not any(k.startswith("UMa_Los.ls") for k in diff["reports/metrics.json"])  # LS unchanged
+    header = next(csv.reader(pipeline.exp_show.splitlines()))
+    assert "lora.r" in header and any("lmmse_genie" in h for h in header)
+
+
+def test_reports_have_the_documented_shape(pipeline):
+    w = pipeline.work
+    rows = list(csv.DictReader((w / "reports/nmse_vs_snr.csv").open()))
+    assert list(rows[0])[:5] == ["scenario", "method", "snr_db", "nmse_db", "ci_db"]
+    by = {(r["scenario"], r["method"], float(r["snr_db"])): float(r["nmse_db"]) for r in rows}
+    for s in SOURCES + TARGETS:
+        methods = {m for (sc, m, _) in by if sc == s}
+        assert methods == ({"ls", "lmmse_stat", "lmmse_genie", "base"} | ({"lora"} if s in TARGETS else set()))
+        for snr in (0.0, 10.0, 20.0):
+            assert by[s, "lmmse_genie", snr] <= by[s, "lmmse_stat", snr] + 0.05 <= by[s, "ls", snr] + 0.1, (s, snr)
+            assert abs(by[s, "ls", snr] + snr + 1) < 4  # LS+linear ~ -(SNR + 1) dB
+    metrics = json.loads((w / "reports/metrics.json").read_text())
+    assert set(metrics) == set(SOURCES + TARGETS)
+    for t in TARGETS:
+        assert {"lora_gain_db", "trainable_parameters", "lora", "base"} <= set(metrics[t])
+        assert set(metrics[t]["lora"]) == {"nmse_db_mean", "nmse_db_at_10", "nmse_db_at_20", "gap_to_genie_db"}
+        assert metrics[t]["lmmse_genie"]["gap_to_genie_db"] == 0
+    cross = list(csv.DictReader((w / "reports/cross_scenario.csv").open()))
+    assert len(cross) == (1 + len(TARGETS)) * len(SOURCES + TARGETS)
+    for png in (w / "reports/figures/eval").glob("*.png"):
+        img = matplotlib.image.imread(png)
+        assert img.ndim == 3 and img.shape[0] > 100 and img.std() > 0.01, png

@@ -5,7 +5,9 @@
 Prints one JSON object (one line with ``--json``, indented otherwise): samples/s of the batched
 sampler (median over repeats, after warm-up), samples/s of
 :func:`chanest.synth.reference_synthesis_numpy` in the same process, their ratio, and the
-setting (profile, batch, torch threads, device, load average at the start).
+setting (profile, batch, torch threads, device, 1-minute load average before and after: on a
+shared machine other processes' load slows the 2-thread sampler far more than the 1-thread
+reference, so a ratio measured under load understates it).
 PDPs: ``../shared/pdp-nyusim-28ghz/PDP_InF_Los.mat`` (relative to the repository root) if it
 exists, else seeded synthetic exponential PDPs of 20 taps.
 """
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
         "n_pilots": ofdm.n_pilots,
         "pdps": source,
         "max_taps": sampler.n_taps,
-        "load_average_1min": round(load_before, 2),
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "torch": torch.__version__,
     }
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))

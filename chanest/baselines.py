@@ -160,10 +160,12 @@ class StatLMMSE:
 def _genie_system(
     delays_s: Tensor, powers: Tensor, noise_var: Tensor | float, ofdm: OFDMConfig
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """``D = sqrt(P)``, the Cholesky factor of ``M = I + D V_p^H V_p D / s`` and ``s``.
+    """``D = sqrt(P)`` (B, L), ``M^-1`` (B, L, L) for ``M = I + D V_p^H V_p D / s``, and ``s``.
 
     Uses ``(P^-1 + V_p^H V_p / s)^-1 = D M^-1 D``: with padded taps of zero power, D zeroes
-    their rows and columns and M stays >= I (well conditioned), all in complex128.
+    their rows and columns and M stays >= I (condition number at most ``1 + n_p sum p / s``),
+    all in complex128. M^-1 comes from its Cholesky factor (``cholesky_inverse``): batched
+    triangular solves with several right-hand sides were measured 1000x slower on the CPU.
     """
     tau = delays_s.to(torch.float64)
     d = powers.to(torch.float64).clamp_min(0.0).sqrt()
@@ -174,7 +176,7 @@ def _genie_system(
     gram = dirichlet_gram(tau, sp_hz, ofdm.n_pilots, start_hz)  # V_p^H V_p
     m = d[:, :, None] * gram * d[:, None, :] / s
     m = m + torch.eye(m.shape[-1], dtype=m.dtype, device=m.device)
-    return d, torch.linalg.cholesky(m), s
+    return d, torch.cholesky_inverse(torch.linalg.cholesky(m)), s
 
 
 def genie_lmmse(
@@ -188,13 +190,13 @@ def genie_lmmse(
     powers: (B, L) linear prior variances (0 on padded taps); noise_var: (B,) or scalar.
     Returns (B, n_sc) of ``h_ls.dtype``.
     """
-    d, chol, s = _genie_system(delays_s, powers, noise_var, ofdm)
+    d, m_inv, s = _genie_system(delays_s, powers, noise_var, ofdm)
     df = ofdm.subcarrier_spacing_hz
     rhs = tap_correlate(
         delays_s, h_ls.to(torch.complex128), ofdm.pilot_spacing * df, ofdm.pilot_offset * df
     )  # V_p^H y
     rhs = d * rhs / s[:, :, 0]
-    taps = d * torch.cholesky_solve(rhs[..., None], chol)[..., 0]
+    taps = d * torch.bmm(m_inv, rhs[..., None])[..., 0]
     return tap_response(delays_s, taps, df, ofdm.n_subcarriers).to(h_ls.dtype)
 
 
@@ -205,9 +207,9 @@ def genie_nmse_analytic(
 
     Exact for Gaussian taps with variances ``powers`` (no per-realisation normalisation).
     """
-    d, chol, _ = _genie_system(delays_s, powers, noise_var, ofdm)
+    d, m_inv, _ = _genie_system(delays_s, powers, noise_var, ofdm)
     band = dirichlet_gram(delays_s, ofdm.subcarrier_spacing_hz, ofdm.n_subcarriers)  # V^H V
-    # C = D M^-1 D; tr(C G) = tr(M^-1 D G D)
-    x = torch.cholesky_solve(d[:, :, None] * band * d[:, None, :], chol)
-    trace = torch.diagonal(x, dim1=-2, dim2=-1).sum(-1).real
+    # C = D M^-1 D; tr(C G) = tr(M^-1 D G D) = sum_ij (M^-1)_ij (D G D)_ji
+    dgd = d[:, :, None] * band * d[:, None, :]
+    trace = (m_inv * dgd.transpose(1, 2)).sum(dim=(1, 2)).real
     return trace / (ofdm.n_subcarriers * powers.to(torch.float64).sum(-1))

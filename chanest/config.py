@@ -40,6 +40,9 @@ class ModelParams:
     d_ff: int = 256
     dropout: float = 0.0
     snr_input: bool = True
+    query_from_pilots: bool = True
+    residual: str = "robust_lmmse"
+    rel_pos_bias: bool = True
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,9 @@ def estimator(params: dict[str, Any], ofdm_cfg: OFDMConfig) -> EstimatorConfig:
         return EstimatorConfig(
             n_subcarriers=ofdm_cfg.n_subcarriers,
             pilot_indices=tuple(ofdm_cfg.pilot_indices.tolist()),
+            subcarrier_spacing_hz=ofdm_cfg.subcarrier_spacing_hz,
+            # taps reach the CP, shifted by the common delay offset: the robust prior covers both
+            prior_max_delay_s=ofdm_cfg.cp_s + ofdm_cfg.max_delay_offset_s,
             **dataclasses.asdict(m),
         )
     except ValueError as err:

@@ -78,7 +78,8 @@ def main() -> None:
     write_csv(df, REPORTS / "nmse_vs_snr.csv")
     write_csv(pd.DataFrame(cross), REPORTS / "cross_scenario.csv")
     for scenario in config.all_scenarios(params):
-        write_csv(wide(df, scenario), REPORTS / "nmse" / f"{scenario}.csv")
+        group = "targets" if scenario in targets else "sources"
+        write_csv(wide(df, scenario), REPORTS / "nmse" / group / f"{scenario}.csv")
     write_json(REPORTS / "metrics.json", metrics)
 
 

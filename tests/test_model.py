@@ -12,9 +12,10 @@ from chanest.checkpoint import CheckpointError, load_estimator, save_estimator
 from chanest.model import ChannelEstimator, EstimatorConfig
 
 
-def tiny_config(ofdm) -> EstimatorConfig:
+def tiny_config(ofdm, residual: str = "robust_lmmse") -> EstimatorConfig:
     return EstimatorConfig(n_subcarriers=ofdm.n_subcarriers, pilot_indices=tuple(ofdm.pilot_indices),
-                           d_model=16, n_heads=2, n_layers=2, d_ff=32)
+                           d_model=16, n_heads=2, n_layers=2, d_ff=32, residual=residual,
+                           prior_max_delay_s=1e-6)
 
 
 def test_output_shape_dtype_and_scale_equivariance(small_ofdm):
@@ -78,3 +79,28 @@ def test_missing_or_invalid_checkpoint_files_are_named(tmp_path):
     (tmp_path / "config.json").write_text('{"n_subcarriers": 48, "pilot_indices": [0], "depth": 3}')
     with pytest.raises(CheckpointError, match="unknown keys"):
         load_estimator(tmp_path)
+
+
+def test_robust_lmmse_residual_equals_the_direct_wiener_filter(small_ofdm):
+    """The eigen-form residual is R_hp (R_pp + s I)^-1 y for a uniform PDP over [0, tau_max]."""
+    import dataclasses
+    import math
+
+    cfg = dataclasses.replace(tiny_config(small_ofdm), residual="robust_lmmse", prior_max_delay_s=1e-6)
+    net = ChannelEstimator(cfg)
+    k = torch.arange(small_ofdm.n_subcarriers, dtype=torch.float64)
+    p = torch.tensor(cfg.pilot_indices, dtype=torch.float64)
+    taus = torch.linspace(0, 1e-6, 20001, dtype=torch.float64)  # numerical average over tau
+
+    def corr(dk):
+        return torch.exp(-2j * math.pi * dk[..., None] * 30e3 * taus).mean(-1)
+
+    r_pp, r_hp = corr(p[:, None] - p[None, :]), corr(k[:, None] - p[None, :])
+    y = torch.randn(4, len(p), dtype=torch.complex128)
+    snr = torch.tensor([0.0, 10.0, 20.0, 30.0])
+    for i, s in enumerate(snr):
+        direct = r_hp @ torch.linalg.solve(r_pp + 10 ** (-s / 10) * torch.eye(len(p)), y[i])
+        got = net.residual_estimate(y[i : i + 1].to(torch.complex64), snr[i : i + 1])[0]
+        assert (got.to(torch.complex128) - direct).abs().max() < 2e-3 * direct.abs().max()
+    with pytest.raises(ValueError, match="residual='robust_lmmse' needs snr_input"):
+        dataclasses.replace(cfg, snr_input=False)

@@ -27,14 +27,15 @@ TINY = {
     "ofdm": {"n_subcarriers": 96, "fft_size": 128},
     "model": {"d_model": 16, "n_heads": 2, "n_layers": 1, "d_ff": 32},
     "base": {"steps": 10, "batch_size": 16, "val_every": 5, "val_samples": 8, "checkpoint_every": 5},
-    "lora": {"steps": 6, "batch_size": 16, "val_every": 3, "val_samples": 8, "r": 4},
+    "lora": {"steps": 6, "batch_size": 16, "val_every": 3, "val_samples": 8, "r": 4, "rank_pattern": {}},
     "eval": {"n_samples": 60, "snr_db": [0.0, 10.0, 20.0]},
 }
 
 
 def merge(base: dict, over: dict) -> dict:
     for k, v in over.items():
-        base[k] = merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+        nested = isinstance(v, dict) and v and isinstance(base.get(k), dict)
+        base[k] = merge(base[k], v) if nested else v
     return base
 
 
@@ -82,6 +83,7 @@ def pipeline(tmp_path_factory) -> SimpleNamespace:
     sh("git", "commit", "-qm", "results, r=2")
     ns.metrics_diff = sh("dvc", "metrics", "diff", "HEAD~1", "HEAD", "--json")
     ns.exp_show = sh("dvc", "exp", "show", "--csv")
+    ns.plots = sh("dvc", "plots", "show", "-o", str(work / "dvc_plots"))
     return ns
 
 
@@ -122,6 +124,15 @@ def test_metrics_diff_and_exp_show_list_the_changed_metrics(pipeline):
     assert not any(k.startswith("UMa_Los.ls") for k in diff["reports/metrics.json"])  # LS unchanged
     header = next(csv.reader(pipeline.exp_show.splitlines()))
     assert "lora.r" in header and any("lmmse_genie" in h for h in header)
+
+
+def test_plots_show_draws_every_scenario_without_missing_fields(pipeline):
+    assert "could not find" not in pipeline.plots
+    html = (pipeline.work / "dvc_plots" / "index.html").read_text()
+    for s in SOURCES:
+        assert f"reports/nmse/sources/{s}.csv" in html
+    for t in TARGETS:
+        assert f"reports/nmse/targets/{t}.csv" in html
 
 
 def test_reports_have_the_documented_shape(pipeline):

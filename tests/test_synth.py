@@ -106,6 +106,41 @@ def test_sampled_channel_equals_float64_direct_evaluation(ofdm: OFDMConfig, synt
     assert nmse_db_total(batch.h, direct_response(batch.delays_s, batch.gains, ofdm)) < -80
 
 
+@pytest.fixture(scope="module")
+def ragged() -> PDPSet:
+    """PDPs with 1 to 30 taps (mostly few), so padding and the rare-tail-taps path are used."""
+    rng = np.random.default_rng(5)
+    pdps = []
+    for n_taps in np.minimum(rng.geometric(0.2, size=300), 30):
+        delays = np.concatenate([[0.0], np.sort(rng.uniform(0, 1e-6, n_taps - 1))])
+        pdps.append(PDP(delays, np.exp(-delays / 200e-9)))
+    return PDPSet.from_pdps("synthetic", pdps)
+
+
+@pytest.mark.parametrize("normalisation", ["realisation", "pdp"])
+def test_ragged_tap_counts_exact_and_normalised(ragged, normalisation: str) -> None:
+    sampler = ChannelSampler(ragged, PAPER, normalisation=normalisation)
+    assert sampler._head_taps < sampler.n_taps  # the split path is exercised
+    batch = sampler.sample(96, 10.0, gen(8))
+    assert nmse_db_total(batch.h, direct_response(batch.delays_s, batch.gains, PAPER)) < -80
+    n_taps = torch.as_tensor(ragged.n_taps)[batch.pdp_index]
+    padded = torch.arange(sampler.n_taps)[None] >= n_taps[:, None]
+    assert torch.all(batch.gains[padded] == 0) and torch.all(batch.powers[padded] == 0)
+    if normalisation == "realisation":
+        energy = batch.h.abs().square().mean(1)
+        assert torch.allclose(energy, torch.ones_like(energy), rtol=0, atol=1e-5)
+
+
+def test_normalisation_without_precomputed_gram(ragged) -> None:
+    sampler = ChannelSampler(ragged, CPU)
+    sampler._gram = None  # as for a PDP set too large to precompute: built per batch
+    batch = sampler.sample(128, 10.0, gen(9))
+    energy = batch.h.abs().square().mean(1)
+    assert torch.allclose(energy, torch.ones_like(energy), rtol=0, atol=1e-5)
+    again = ChannelSampler(ragged, CPU).sample(128, 10.0, gen(9))
+    assert torch.allclose(batch.h, again.h, atol=1e-5)
+
+
 def test_real_pdps_paper_profile_exact(inf_los) -> None:
     batch = ChannelSampler(inf_los, PAPER).sample(128, 20.0, gen(3))
     assert nmse_db_total(batch.h, direct_response(batch.delays_s, batch.gains, PAPER)) < -80
@@ -206,6 +241,20 @@ def test_same_seed_same_batch_different_seed_different(synthetic) -> None:
         assert torch.equal(getattr(a, name), getattr(b, name)), name
     c = sampler.sample(32, (0.0, 20.0), gen(6))
     assert not torch.equal(a.h, c.h) and not torch.equal(a.h_ls, c.h_ls)
+
+
+def test_batch_does_not_depend_on_the_thread_count(synthetic) -> None:
+    sampler = ChannelSampler(synthetic, CPU)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = sampler.sample(64, (0.0, 20.0), gen(12))
+        torch.set_num_threads(2)
+        two = sampler.sample(64, (0.0, 20.0), gen(12))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.allclose(one.h_ls - one.h[:, ::2], two.h_ls - two.h[:, ::2], atol=1e-5)
+    assert torch.allclose(one.h, two.h, atol=1e-5)
 
 
 def test_given_index_is_used(synthetic) -> None:

@@ -3,11 +3,12 @@
     python benchmarks/bench_synth.py --profile paper [--batch 256] [--json]
 
 Prints one JSON object (one line with ``--json``, indented otherwise): samples/s of the batched
-sampler (median over repeats, after warm-up), samples/s of
-:func:`chanest.synth.reference_synthesis_numpy` in the same process, their ratio, and the
-setting (profile, batch, torch threads, device, 1-minute load average before and after: on a
-shared machine other processes' load slows the 2-thread sampler far more than the 1-thread
-reference, so a ratio measured under load understates it).
+sampler and of :func:`chanest.synth.reference_synthesis_numpy` in the same process (medians over
+repeats, after warm-up; the two are timed in alternation, and ``ratio`` is the median of the
+per-repeat ratios, with their range), and the setting (profile, batch, torch threads, device,
+1-minute load average before and after: on a shared machine other processes' load slows the
+2-thread sampler far more than the 1-thread reference, so a ratio measured under load
+understates it).
 PDPs: ``../shared/pdp-nyusim-28ghz/PDP_InF_Los.mat`` (relative to the repository root) if it
 exists, else seeded synthetic exponential PDPs of 20 taps.
 """
@@ -68,42 +69,47 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_sampler(
-    sampler: ChannelSampler, batch: int, repeats: int, min_s: float, device: torch.device
-) -> tuple[float, float]:
-    """Median samples/s over ``repeats`` runs of at least ``min_s`` seconds; and ms per batch."""
-    generator = torch.Generator(device=device).manual_seed(0)
-    for _ in range(3):  # warm-up
-        sampler.sample(batch, (-5.0, 35.0), generator)
-    _sync(device)
-    start = time.perf_counter()
-    sampler.sample(batch, (-5.0, 35.0), generator)
-    _sync(device)
-    calls = max(1, int(min_s / max(time.perf_counter() - start, 1e-6)))
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            sampler.sample(batch, (-5.0, 35.0), generator)
+class SamplerTimer:
+    """Times :meth:`ChannelSampler.sample`: ``run()`` returns samples/s of one repeat."""
+
+    def __init__(self, sampler: ChannelSampler, batch: int, min_s: float, device: torch.device):
+        self.sampler, self.batch, self.device = sampler, batch, device
+        self.generator = torch.Generator(device=device).manual_seed(0)
+        for _ in range(3):  # warm-up
+            self._call()
         _sync(device)
-        rates.append(calls * batch / (time.perf_counter() - start))
-    rate = statistics.median(rates)
-    return rate, 1e3 * batch / rate
+        start = time.perf_counter()
+        self._call()
+        _sync(device)
+        self.calls = max(1, int(min_s / max(time.perf_counter() - start, 1e-6)))
+
+    def _call(self) -> None:
+        self.sampler.sample(self.batch, (-5.0, 35.0), self.generator)
+
+    def run(self) -> float:
+        start = time.perf_counter()
+        for _ in range(self.calls):
+            self._call()
+        _sync(self.device)
+        return self.calls * self.batch / (time.perf_counter() - start)
 
 
-def time_reference(pdps: PDPSet, ofdm: OFDMConfig, repeats: int, min_s: float) -> float:
-    """Median samples/s of the per-sample numpy reference."""
-    rng = np.random.default_rng(0)
-    for _ in range(20):
-        reference_synthesis_numpy(pdps, ofdm, 10.0, rng)
-    rates = []
-    for _ in range(repeats):
+class ReferenceTimer:
+    """Times :func:`reference_synthesis_numpy`: ``run()`` returns samples/s of one repeat."""
+
+    def __init__(self, pdps: PDPSet, ofdm: OFDMConfig, min_s: float):
+        self.pdps, self.ofdm, self.min_s = pdps, ofdm, min_s
+        self.rng = np.random.default_rng(0)
+        for _ in range(20):  # warm-up
+            reference_synthesis_numpy(pdps, ofdm, 10.0, self.rng)
+
+    def run(self) -> float:
         count, start = 0, time.perf_counter()
-        while (elapsed := time.perf_counter() - start) < min_s or count < 200:
-            reference_synthesis_numpy(pdps, ofdm, float(rng.uniform(-5.0, 35.0)), rng)
+        while (elapsed := time.perf_counter() - start) < self.min_s or count < 200:
+            snr = float(self.rng.uniform(-5.0, 35.0))
+            reference_synthesis_numpy(self.pdps, self.ofdm, snr, self.rng)
             count += 1
-        rates.append(count / elapsed)
-    return statistics.median(rates)
+        return count / elapsed
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -125,17 +131,25 @@ def main(argv: list[str] | None = None) -> dict:
     pdps, source = load_pdps()
     load_before = os.getloadavg()[0]
     sampler = ChannelSampler(pdps, ofdm, device=device)
-    log.info("timing ChannelSampler.sample (batch %d, %s) ...", args.batch, device)
-    rate, ms_per_batch = time_sampler(sampler, args.batch, args.repeats, args.min_seconds, device)
-    log.info("timing the per-sample reference ...")
-    ref_rate = time_reference(pdps, ofdm, max(3, args.repeats // 2), args.min_seconds)
+    log.info("timing ChannelSampler.sample (batch %d, %s) and the reference, interleaved ...",
+             args.batch, device)
+    fast = SamplerTimer(sampler, args.batch, args.min_seconds, device)
+    slow = ReferenceTimer(pdps, ofdm, args.min_seconds)
+    rates, ref_rates = [], []
+    for _ in range(args.repeats):  # alternate, so that both see the same machine load
+        rates.append(fast.run())
+        ref_rates.append(slow.run())
+    rate, ref_rate = statistics.median(rates), statistics.median(ref_rates)
+    ratios = [r / q for r, q in zip(rates, ref_rates)]
     result = {
         "profile": args.profile,
         "batch": args.batch,
         "samples_per_s": round(rate, 1),
         "reference_samples_per_s": round(ref_rate, 1),
-        "ratio": round(rate / ref_rate, 2),
-        "ms_per_batch": round(ms_per_batch, 3),
+        "ratio": round(statistics.median(ratios), 2),
+        "ratio_range": [round(min(ratios), 2), round(max(ratios), 2)],
+        "ms_per_batch": round(1e3 * args.batch / rate, 3),
+        "repeats": args.repeats,
         "torch_threads": torch.get_num_threads(),
         "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
         "n_subcarriers": ofdm.n_subcarriers,

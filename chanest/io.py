@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import scipy.io
+
+#: The 116-byte text header of MAT v5 files written here: fixed, so that the same PDPs give the
+#: same bytes (scipy writes the creation time there, which would change DVC's hash on every run).
+MAT_HEADER = b"MATLAB 5.0 MAT-file, written by chanest".ljust(116)
 
 
 class atomic_path:
@@ -30,6 +39,9 @@ class atomic_path:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual mode
             os.replace(self.tmp, self.path)
         elif os.path.exists(self.tmp):
             os.remove(self.tmp)
@@ -56,3 +68,23 @@ def file_sha256(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def write_mat(path: str | os.PathLike, variables: dict[str, Any]) -> None:
+    """``scipy.io.savemat`` with a fixed header (byte-identical output for identical data),
+    atomically."""
+    buf = io.BytesIO()
+    scipy.io.savemat(buf, variables)
+    data = buf.getvalue()
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(MAT_HEADER + data[len(MAT_HEADER):])
+
+
+def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """Like ``np.savez`` (read it with ``np.load``), but byte-identical for identical arrays:
+    the zip entries carry a fixed timestamp instead of the current time. Atomic."""
+    with atomic_path(path, suffix=".npz") as tmp, zipfile.ZipFile(tmp, "w") as zf:
+        for name, array in arrays.items():
+            entry = io.BytesIO()
+            np.lib.format.write_array(entry, np.asanyarray(array), allow_pickle=False)
+            zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), entry.getvalue())

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from chanest.io import atomic_path
+from chanest import io as chanest_io
 
 #: The scenarios chanest knows: TR 38.901 scenario and LOS/NLOS condition.
 SCENARIOS: tuple[str, ...] = tuple(
@@ -191,8 +191,7 @@ def write_mat(path: str | os.PathLike, pdps: list[PDP]) -> None:
     for i, p in enumerate(pdps):
         cells[0, i] = np.stack([p.delays_s * 1e9, p.powers], axis=1)
     k = np.array([[p.k_factor for p in pdps]], dtype=np.float64)
-    with atomic_path(path) as tmp:
-        scipy.io.savemat(tmp, {"pdp": cells, "k_factor": k})
+    chanest_io.write_mat(path, {"pdp": cells, "k_factor": k})
 
 
 def scenario_from_filename(path: str | os.PathLike) -> str:

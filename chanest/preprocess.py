@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chanest.io import atomic_path
+from chanest.io import write_npz
 from chanest.pdp import PDP, PDPError, PDPSet, check_scenario
 
 SPLITS = ("train", "val", "test")
@@ -115,16 +115,15 @@ def preprocess(
 
 
 def save_processed(path: str | os.PathLike, p: Processed) -> None:
-    with atomic_path(path, suffix=".npz") as tmp:
-        np.savez(
-            tmp,
-            delays_s=p.pdps.delays_s,
-            powers=p.pdps.powers,
-            k_factor=p.pdps.k_factor,
-            n_taps=p.pdps.n_taps,
-            split=p.split,
-            source_index=p.source_index,
-        )
+    write_npz(
+        path,
+        delays_s=p.pdps.delays_s,
+        powers=p.pdps.powers,
+        k_factor=p.pdps.k_factor,
+        n_taps=p.pdps.n_taps,
+        split=p.split,
+        source_index=p.source_index,
+    )
 
 
 def load_processed(directory: str | os.PathLike, scenario: str, split: str | None = None) -> PDPSet:

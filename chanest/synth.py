@@ -338,8 +338,8 @@ class ChannelSampler:
     ) -> ChannelBatch:
         """Draw ``batch_size`` realisations; every random number comes from ``generator``.
 
-        snr_db: a float (the same SNR for all), a ``(lo, hi)`` tuple (uniform in dB per sample)
-            or a (B,) tensor. index: optional (B,) int64 PDP indices (else drawn uniformly).
+        snr_db: a float (the same SNR for all), a ``(lo, hi)`` tuple or list (uniform in dB per
+            sample) or a (B,) tensor. index: optional (B,) int64 PDP indices (else drawn uniformly).
         The same generator state gives the identical batch. Random numbers are drawn on the
         generator's device and moved to the sampler's device if that differs.
         """
@@ -375,8 +375,10 @@ class ChannelSampler:
             gains = gains * self._band_rms(gains, delays, index).reciprocal()[:, None]
         h = self._response(delays, gains, index)
         noise_var = torch.pow(10.0, -snr / 10.0)
-        pilots = h[:, ofdm.pilot_offset :: ofdm.pilot_spacing]
-        h_ls = torch.addcmul(pilots, noise, noise_var.sqrt()[:, None])
+        h_ls = h[:, ofdm.pilot_offset :: ofdm.pilot_spacing].contiguous()
+        # (complex addcmul and index_add_ were measured 2-6x slower than on the real views)
+        noise_std = noise_var.sqrt()[:, None, None]
+        torch.view_as_real(h_ls).addcmul_(torch.view_as_real(noise), noise_std)
         return ChannelBatch(
             h=h,
             h_ls=h_ls,
@@ -412,7 +414,8 @@ class ChannelSampler:
         h = tap_response(delays[:, :head], gains[:, :head], df, n)
         tail = torch.nonzero(self._n_taps[index] > head).squeeze(1)
         if tail.numel():
-            h.index_add_(0, tail, tap_response(delays[tail, head:], gains[tail, head:], df, n))
+            rest = tap_response(delays[tail, head:], gains[tail, head:], df, n)
+            torch.view_as_real(h).index_add_(0, tail, torch.view_as_real(rest))
         return h
 
     def _snr(
@@ -424,8 +427,10 @@ class ChannelSampler:
             if snr_db.shape != (b,):
                 raise ValueError(f"snr_db: expected shape ({b},), got {tuple(snr_db.shape)}")
             return snr_db.to(device=gdev, dtype=torch.float32)
-        if isinstance(snr_db, tuple):
+        if isinstance(snr_db, (tuple, list)):
             lo, hi = (float(v) for v in snr_db)
+            if lo > hi:
+                raise ValueError(f"snr_db: expected a (low, high) range, got {snr_db!r}")
             return torch.empty(b, device=gdev).uniform_(lo, hi, generator=generator)
         return torch.full((b,), float(snr_db), device=gdev)
 

@@ -1,4 +1,4 @@
-"""Baselines: LS + linear interpolation, statistical LMMSE, genie LMMSE (orderings and exactness)."""
+"""Baselines: LS + linear interpolation, statistical and genie LMMSE (orderings, exactness)."""
 
 from __future__ import annotations
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 import scipy.io
 
+from chanest.io import write_npz
 from chanest.pdp import PDP, SCENARIOS, PDPError, check_scenario, read_mat, scenario_from_filename, write_mat
 from chanest.preprocess import content_key, normalise
 from conftest import REPO
@@ -47,6 +49,22 @@ def test_round_trip_keeps_delays_powers_and_k_factor(tmp_path):
     np.testing.assert_allclose(back[0].powers, pdps[0].powers, rtol=1e-12)
     assert back[1].n_taps == 1
     assert not list(tmp_path.glob("*.tmp*"))  # the temp file was renamed, not left behind
+
+
+def test_outputs_are_byte_identical_across_runs(tmp_path):
+    """DVC hashes bytes: a rewrite of the same PDPs must not look like new data (scipy's MAT
+    header and numpy's zip entries would carry the current time)."""
+    pdps = [PDP(np.array([0.0, 12.5e-9]), np.array([1.0, 0.5]), 2.0)]
+    arrays = {"delays_s": np.zeros((3, 2)), "n_taps": np.arange(3)}
+    write_mat(tmp_path / "a.mat", pdps)
+    write_npz(tmp_path / "a.npz", **arrays)
+    time.sleep(2.1)  # past the 1 s (MAT header) and 2 s (zip) resolution of the timestamps
+    write_mat(tmp_path / "b.mat", pdps)
+    write_npz(tmp_path / "b.npz", **arrays)
+    assert (tmp_path / "a.mat").read_bytes() == (tmp_path / "b.mat").read_bytes()
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    with np.load(tmp_path / "b.npz") as z:
+        assert sorted(z.files) == ["delays_s", "n_taps"] and np.array_equal(z["n_taps"], np.arange(3))
 
 
 def cells(*arrays):

@@ -27,7 +27,8 @@ TINY = {
     "ofdm": {"n_subcarriers": 96, "fft_size": 128},
     "model": {"d_model": 16, "n_heads": 2, "n_layers": 1, "d_ff": 32},
     "base": {"steps": 10, "batch_size": 16, "val_every": 5, "val_samples": 8, "checkpoint_every": 5},
-    "lora": {"steps": 6, "batch_size": 16, "val_every": 3, "val_samples": 8, "r": 4, "rank_pattern": {}},
+    "lora": {"steps": 6, "batch_size": 16, "val_every": 3, "val_samples": 8, "r": 4, "rank_pattern": {},
+             "full_ft": True},
     "eval": {"n_samples": 60, "snr_db": [0.0, 10.0, 20.0]},
 }
 
@@ -75,6 +76,8 @@ def pipeline(tmp_path_factory) -> SimpleNamespace:
     ns = SimpleNamespace(work=work, sh=sh)
     ns.first = sh("dvc", "repro")
     ns.second = sh("dvc", "repro")
+    sh("dvc", "repro", "-f", "-s", "pdp")  # the same PDPs again: byte-identical files ...
+    ns.status_after_rerun = sh("dvc", "status")  # ... so nothing downstream is out of date
     sh("git", "add", "-A")
     sh("git", "commit", "-qm", "results, r=4")
     ns.metrics_before = json.loads((work / "reports/metrics.json").read_text())
@@ -111,6 +114,10 @@ def test_second_repro_runs_nothing(pipeline):
     assert ran(pipeline.second) == set()
 
 
+def test_rerunning_the_source_stage_writes_identical_bytes(pipeline):
+    assert "up to date" in pipeline.status_after_rerun, pipeline.status_after_rerun
+
+
 def test_changing_lora_r_reruns_only_transfer_evaluate_plot(pipeline):
     assert ran(pipeline.exp) == {f"transfer@{t}" for t in TARGETS} | {"evaluate", "plot"}
 
@@ -142,7 +149,8 @@ def test_reports_have_the_documented_shape(pipeline):
     by = {(r["scenario"], r["method"], float(r["snr_db"])): float(r["nmse_db"]) for r in rows}
     for s in SOURCES + TARGETS:
         methods = {m for (sc, m, _) in by if sc == s}
-        assert methods == ({"ls", "lmmse_stat", "lmmse_genie", "base"} | ({"lora"} if s in TARGETS else set()))
+        assert methods == ({"ls", "lmmse_stat", "lmmse_genie", "base"}
+                           | ({"lora", "full_ft"} if s in TARGETS else set()))
         for snr in (0.0, 10.0, 20.0):
             assert by[s, "lmmse_genie", snr] <= by[s, "lmmse_stat", snr] + 0.05 <= by[s, "ls", snr] + 0.1, (s, snr)
             assert abs(by[s, "ls", snr] + snr + 1) < 4  # LS+linear ~ -(SNR + 1) dB
@@ -150,7 +158,8 @@ def test_reports_have_the_documented_shape(pipeline):
     assert set(metrics) == set(SOURCES + TARGETS)
     for t in TARGETS:
         assert {"lora_gain_db", "trainable_parameters", "lora", "base"} <= set(metrics[t])
-        assert set(metrics[t]["lora"]) == {"nmse_db_mean", "nmse_db_at_10", "nmse_db_at_20", "gap_to_genie_db"}
+        for method in ("lora", "full_ft"):
+            assert set(metrics[t][method]) == {"nmse_db_mean", "nmse_db_at_10", "nmse_db_at_20", "gap_to_genie_db"}
         assert metrics[t]["lmmse_genie"]["gap_to_genie_db"] == 0
     cross = list(csv.DictReader((w / "reports/cross_scenario.csv").open()))
     assert len(cross) == (1 + len(TARGETS)) * len(SOURCES + TARGETS)

@@ -189,10 +189,14 @@ def test_snr_forms(synthetic) -> None:
     ranged = sampler.sample(2000, (-5.0, 35.0), gen()).snr_db
     assert float(ranged.min()) >= -5.0 and float(ranged.max()) < 35.0
     assert abs(float(ranged.mean()) - 15.0) < 1.0
+    listed = sampler.sample(8, [0.0, 1.0], gen()).snr_db
+    assert torch.equal(listed, sampler.sample(8, (0.0, 1.0), gen()).snr_db)
     given = torch.linspace(-10, 40, 8)
     assert torch.equal(sampler.sample(8, given, gen()).snr_db, given)
     with pytest.raises(ValueError):
         sampler.sample(8, torch.zeros(3), gen())
+    with pytest.raises(ValueError):
+        sampler.sample(8, (10.0, 0.0), gen())
 
 
 # --------------------------------------------------------------------------------- statistics
@@ -261,10 +265,9 @@ def test_given_index_is_used(synthetic) -> None:
     index = torch.tensor([3, 3, 0, 199])
     batch = ChannelSampler(synthetic, CPU).sample(4, 10.0, gen(), index=index)
     assert torch.equal(batch.pdp_index, index)
-    offset = batch.delays_s[:, 1] - torch.as_tensor(synthetic.delays_s[index.numpy(), 1])
-    assert torch.allclose(batch.delays_s - torch.as_tensor(synthetic.delays_s[index.numpy()]),
-                          offset[:, None].expand(4, 20))
-    assert float(offset.min()) >= 0 and float(offset.max()) < CPU.max_delay_offset_s
+    shift = batch.delays_s - torch.as_tensor(synthetic.delays_s[index.numpy()])
+    assert torch.allclose(shift, shift[:, :1].expand(4, 20))  # one common offset per sample
+    assert float(shift.min()) >= 0 and float(shift.max()) < CPU.max_delay_offset_s
 
 
 # ---------------------------------------------------------------------------------- reference

@@ -51,21 +51,20 @@ def main() -> None:
             "lmmse_genie": lambda b: genie_lmmse(b.h_ls, b.delays_s, b.powers, b.noise_var, ofdm),
         }
         for name, model in models.items():
+            if name.startswith("full_ft:") and name != f"full_ft:{scenario}":
+                continue  # the full fine-tuning reference is compared on its own scenario only
             methods[name] = lambda b, m=model: m(b.h_ls, b.snr_db)
         for name, estimate in methods.items():
             err, energy = per_sample_errors(estimate, batch, ev.batch_size)
             result = summarise(scenario, name, batch, err, energy)
-            if ":" in name:  # an adapted model: on its own scenario it is the `lora`/`full_ft` row
-                kind, own = name.split(":")
+            kind, _, own = name.partition(":")
+            if kind in ("base", "lora"):  # the cross-scenario table: base and every adapter
                 cross.append({"model": name, "scenario": scenario,
                               "nmse_db_mean": round(sum(r["nmse_db"] for r in result) / len(result), 3)})
-                if own != scenario:
-                    continue
-                for r in result:
-                    r["method"] = kind
-            if name == "base":
-                cross.append({"model": "base", "scenario": scenario,
-                              "nmse_db_mean": round(sum(r["nmse_db"] for r in result) / len(result), 3)})
+            if own and own != scenario:
+                continue
+            for r in result:  # an adapted model on its own scenario is the `lora`/`full_ft` row
+                r["method"] = kind
             rows += result
         log.info("%s: %s", scenario, {r["method"]: r["nmse_db"] for r in rows if r["scenario"] == scenario and r["snr_db"] == 10.0})
 

@@ -37,25 +37,23 @@ from chanest.baselines import StatLMMSE, genie_lmmse  # noqa: E402
 from chanest.evaluate import test_set  # noqa: E402
 from chanest.ofdm import OFDMConfig  # noqa: E402
 from chanest.params import load_params  # noqa: E402
-from chanest.synth import ChannelBatch, nmse, tap_correlate, tap_response  # noqa: E402
+from chanest.synth import ChannelBatch, nmse  # noqa: E402
 
 SNRS = (0.0, 10.0, 20.0, 30.0)
 
 
 def grid_lmmse(batch: ChannelBatch, tau: torch.Tensor, prior: torch.Tensor, ofdm: OFDMConfig) -> torch.Tensor:
-    """LMMSE with a prior of independent taps on fixed delays: tau (G,) s, prior (B, G) linear."""
-    b, df = len(batch), ofdm.subcarrier_spacing_hz
-    delays = tau.expand(b, -1)
-    pilot_hz, start_hz = ofdm.pilot_spacing * df, ofdm.pilot_offset * df
-    steer = tap_response(tau.expand(len(tau), -1), torch.eye(len(tau), dtype=torch.complex128), pilot_hz, ofdm.n_pilots,
-                         start_hz)  # (G, n_p): row g is tap g seen at the pilots
-    gram = steer.conj() @ steer.T  # V_p^H V_p, (G, G)
-    s = batch.noise_var.double()[:, None]
-    d = prior.sqrt()
-    m = torch.eye(len(tau), dtype=torch.complex128) + d[:, :, None] * gram * d[:, None, :] / s[:, :, None]
-    rhs = d * tap_correlate(delays, batch.h_ls.to(torch.complex128), pilot_hz, start_hz) / s
-    taps = d * torch.cholesky_solve(rhs[..., None], torch.linalg.cholesky(m))[..., 0]
-    return tap_response(delays, taps, df, ofdm.n_subcarriers).to(batch.h.dtype)
+    """LMMSE with a prior of independent taps on fixed delays: tau (G,) s, prior (B, G) linear.
+
+    That is :func:`genie_lmmse` with the grid as the taps; run in chunks, since it holds a few
+    (chunk, G, G) complex128 matrices.
+    """
+    out = []
+    for i in range(0, len(batch), 200):
+        part = slice(i, i + 200)
+        delays = tau.expand(batch.h_ls[part].shape[0], -1)
+        out.append(genie_lmmse(batch.h_ls[part], delays, prior[part], batch.noise_var[part], ofdm))
+    return torch.cat(out)
 
 
 def gaps(scenario: str, ofdm: OFDMConfig, norm: str, n: int, seed: int) -> dict[str, float]:

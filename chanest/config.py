@@ -43,12 +43,16 @@ class ModelParams:
     query_from_pilots: bool = True
     residual: str = "robust_lmmse"
     rel_pos_bias: bool = True
+    delay_oversample: float = 2.0
+    delay_channels: int = 32
+    delay_blocks: int = 5
 
 
 @dataclass(frozen=True)
 class EvalParams:
     snr_db: tuple[float, ...] = (-10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0)
     n_samples: int = 500
+    cross_n_samples: int = 100  # per SNR, for adapters on the other scenarios (cross table)
     seed: int = 7
     batch_size: int = 1500
     device: str = "auto"

@@ -44,6 +44,19 @@ def slice_batch(batch: ChannelBatch, start: int, stop: int) -> ChannelBatch:
     return ChannelBatch(**{f.name: getattr(batch, f.name)[start:stop] for f in dataclasses.fields(batch)})
 
 
+def first_per_snr(batch: ChannelBatch, n: int) -> Tensor:
+    """(B,) bool mask of the first ``n`` samples of each SNR of a :func:`test_set` batch."""
+    keep = torch.zeros_like(batch.snr_db, dtype=torch.bool)
+    for s in torch.unique(batch.snr_db):
+        keep[torch.nonzero(batch.snr_db == s)[:n, 0]] = True
+    return keep
+
+
+def select(batch: ChannelBatch, mask: Tensor) -> ChannelBatch:
+    """The samples of ``batch`` where ``mask`` (B,) bool is true."""
+    return ChannelBatch(**{f.name: getattr(batch, f.name)[mask] for f in dataclasses.fields(batch)})
+
+
 @torch.no_grad()
 def per_sample_errors(estimate: Estimator, batch: ChannelBatch, chunk: int) -> tuple[Tensor, Tensor]:
     """(squared error, channel energy), each (B,) float64, computed in chunks of ``chunk``."""

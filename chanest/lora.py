@@ -1,6 +1,7 @@
 """LoRA adapters on the estimator, through ``peft``.
 
-``wrap`` puts a LoRA adapter on the named ``nn.Linear`` modules of a (frozen) base estimator;
+``wrap`` puts a LoRA adapter on the named ``nn.Linear`` (and undilated ``nn.Conv1d``: peft's conv
+LoRA does not carry dilation) modules of a (frozen) base estimator;
 ``save_adapter`` writes it with ``save_pretrained`` plus ``merged/`` (a merged copy's weights as
 safetensors) and ``chanest_adapter.json`` (which base it belongs to); ``load_adapter`` puts a saved
 adapter back onto a base, strictly.
@@ -58,21 +59,24 @@ class LoraParams:
             raise ValueError("lora.target_modules is empty")
 
 
-def linear_names(model: nn.Module) -> set[str]:
-    """Last path components of every ``nn.Linear`` in ``model``."""
-    return {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+def adaptable_names(model: nn.Module) -> set[str]:
+    """Last path components of every module LoRA can adapt: ``nn.Linear``, undilated ``nn.Conv1d``."""
+    def ok(m: nn.Module) -> bool:
+        return isinstance(m, nn.Linear) or (isinstance(m, nn.Conv1d) and m.dilation == (1,))
+
+    return {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if ok(m)}
 
 
 def wrap(base: ChannelEstimator, p: LoraParams, seed: int) -> PeftModel:
     """Freeze ``base`` and add a LoRA adapter; only adapter weights require grad.
 
-    Raises :class:`AdapterError` naming any target that matches no ``nn.Linear`` of the base.
+    Raises :class:`AdapterError` naming any target that matches no adaptable module of the base.
     """
-    available = linear_names(base)
+    available = adaptable_names(base)
     missing = [t for t in (*p.target_modules, *p.rank_pattern) if t not in available]
     if missing:
         raise AdapterError(
-            f"lora target(s) {missing} match no nn.Linear of the estimator; "
+            f"lora target(s) {missing} match no nn.Linear or undilated nn.Conv1d of the estimator; "
             f"available: {sorted(available)}"
         )
     cfg = LoraConfig(

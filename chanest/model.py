@@ -14,9 +14,14 @@ Data flow for a batch of ``B`` samples (``n_sc`` subcarriers, tokens of ``T`` su
    and had to learn that routing through attention), run through ``n_layers`` pre-LayerNorm decoder
    layers: self-attention over queries, cross-attention from queries to the memory, feed-forward.
 3. ``head`` maps every query to 2T real outputs (re and im of its T subcarriers); reassembled,
-   (``residual``: added to the normalised LS + linear interpolation, so the network learns a
-   correction and high-SNR precision comes for free), times the input RMS, they are H on all
-   subcarriers, (B, n_sc) complex64.
+   added to a ``residual`` estimate (so the network learns a correction), times the input RMS,
+   they are H on all subcarriers, (B, n_sc) complex64.
+
+The residual is LS + linear interpolation, the robust LMMSE (uniform PDP over the CP), or (the
+default) ``delay_prior``: a small convolutional network reads the pilots' periodogram on a grid of
+delays and predicts each sample's power-delay profile there, and the residual is the LMMSE that
+profile implies (:mod:`chanest.delay_prior`), trained end to end through the solve. It carries the
+physics the genie LMMSE exploits: where each sample's taps are and how strong.
 
 Attention scores carry a learned relative position bias (``rel_pos_bias``) that starts local
 (ALiBi slopes), so the layers begin as smoothers across neighbouring tokens.
@@ -37,10 +42,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from chanest.delay_prior import DelayPrior, GridLMMSE, delay_grid
+
 
 #: What the network's output is added to: nothing, LS + linear interpolation, or the robust LMMSE
 #: (uniform power-delay profile over [0, prior_max_delay_s], at the sample's SNR).
-RESIDUALS = ("none", "ls_linear", "robust_lmmse")
+#: ``delay_prior``: the LMMSE of a per-sample PDP on a delay grid predicted by a small network from
+#: the pilots' periodogram (:mod:`chanest.delay_prior`), trained end to end with the rest.
+RESIDUALS = ("none", "ls_linear", "robust_lmmse", "delay_prior")
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,9 @@ class EstimatorConfig:
     rel_pos_bias: bool = True
     subcarrier_spacing_hz: float = 30e3
     prior_max_delay_s: float = 2.34e-6
+    delay_oversample: float = 2.0
+    delay_channels: int = 32
+    delay_blocks: int = 5
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pilot_indices", tuple(int(i) for i in self.pilot_indices))
@@ -74,8 +86,10 @@ class EstimatorConfig:
             raise ValueError("pilot indices must be non-empty and < n_subcarriers")
         if self.residual not in RESIDUALS:
             raise ValueError(f"model.residual={self.residual!r} not in {RESIDUALS}")
-        if self.residual == "robust_lmmse" and not self.snr_input:
-            raise ValueError("model.residual='robust_lmmse' needs snr_input=True")
+        if self.residual in ("robust_lmmse", "delay_prior") and not self.snr_input:
+            raise ValueError(f"model.residual={self.residual!r} needs snr_input=True")
+        if self.delay_oversample <= 0 or self.delay_channels < 1 or self.delay_blocks < 0:
+            raise ValueError("model.delay_oversample must be > 0, delay_channels >= 1, delay_blocks >= 0")
 
     @property
     def n_tokens(self) -> int:
@@ -222,6 +236,11 @@ class ChannelEstimator(nn.Module):
             self.register_buffer("rl_u", u, persistent=False)
             self.register_buffer("rl_lam", lam, persistent=False)
             self.register_buffer("rl_a", a, persistent=False)
+        elif cfg.residual == "delay_prior":
+            tau = delay_grid(cfg.pilot_indices, cfg.subcarrier_spacing_hz, cfg.prior_max_delay_s,
+                             cfg.delay_oversample)
+            self.grid_lmmse = GridLMMSE(cfg.pilot_indices, cfg.n_subcarriers, cfg.subcarrier_spacing_hz, tau)
+            self.delay_prior = DelayPrior(len(cfg.pilot_indices), cfg.delay_channels, cfg.delay_blocks)
         self.pilot_embed = nn.Linear(2 * t, d)
         self.memory_pos = nn.Parameter(torch.randn(n_tok, d) * 0.02)
         self.queries = nn.Parameter(torch.randn(n_tok, d) * 0.02)
@@ -264,10 +283,20 @@ class ChannelEstimator(nn.Module):
         out = self.head(self.ln_out(x))  # (B, n_tok, 2T): re then im per token
         out = out.view(b, self.cfg.n_tokens, 2, self.cfg.token_size).transpose(2, 3)
         h = torch.view_as_complex(out.reshape(b, self.cfg.n_subcarriers, 2).contiguous())
-        return (h + self.residual_estimate(h_ls / scale, snr_db)) * scale
+        return (h + self.residual_estimate(h_ls / scale, snr_db, scale)) * scale
 
-    def residual_estimate(self, y: Tensor, snr_db: Tensor | None) -> Tensor:
-        """The classical estimate the network corrects: (B, n_pilots) -> (B, n_sc) complex."""
+    def residual_estimate(self, y: Tensor, snr_db: Tensor | None, scale: Tensor | None = None) -> Tensor:
+        """The estimate the transformer corrects: normalised pilots (B, n_pilots) -> (B, n_sc).
+
+        ``scale`` (B, 1): the RMS the pilots were divided by (for their noise variance).
+        """
+        if self.cfg.residual == "delay_prior":
+            # in the units of y = h_ls / scale, the channel power per subcarrier is 1 / scale^2
+            # (channels have unit energy), and the noise variance 10^(-SNR/10) / scale^2
+            channel = 1.0 / scale[:, 0].float() ** 2
+            noise_var = torch.pow(10.0, -snr_db.float() / 10) * channel
+            logits = self.delay_prior(self.grid_lmmse.matched_filter(y), noise_var, snr_db)
+            return self.grid_lmmse(y, noise_var, torch.softmax(logits, dim=-1) * channel[:, None])
         if self.cfg.residual == "ls_linear":
             return y @ self.interp.to(y.dtype)
         if self.cfg.residual == "robust_lmmse":

@@ -1,0 +1,99 @@
+"""The delay-grid LMMSE head: exact gradients, agreement with the genie LMMSE, LoRA on its layers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from chanest.baselines import genie_lmmse, ls_linear
+from chanest.delay_prior import GridLMMSE, delay_grid, hermitian_solve
+from chanest.lora import AdapterError, LoraParams, wrap
+from chanest.model import ChannelEstimator
+from chanest.synth import nmse, tap_response
+from test_model import tiny_config
+
+
+def test_hermitian_solve_gradients_equal_autograd_through_cholesky():
+    torch.manual_seed(0)
+    a = torch.randn(3, 6, 6, dtype=torch.complex128, requires_grad=True)
+    r = torch.randn(3, 6, dtype=torch.complex128, requires_grad=True)
+    w = torch.randn(3, 6, dtype=torch.complex128)
+
+    def reference(m, rhs):
+        return torch.cholesky_solve(rhs.unsqueeze(-1), torch.linalg.cholesky(m)).squeeze(-1)
+
+    grads = []
+    for solve in (hermitian_solve, reference):
+        m = a @ a.mH + torch.eye(6)
+        grads.append(torch.autograd.grad((solve(m, r) * w).real.sum(), (a, r)))
+    for mine, ref in zip(*grads):
+        torch.testing.assert_close(mine, ref, rtol=1e-10, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda a, r: hermitian_solve(a @ a.mH + torch.eye(6), r), (a, r))
+
+
+def grid_setup(ofdm, seed=0, batch=200, snr_db=20.0):
+    """Channels whose taps sit exactly on the delay grid, with a random per-sample PDP."""
+    g = torch.Generator().manual_seed(seed)
+    pilots = tuple(ofdm.pilot_indices.tolist())
+    tau = delay_grid(pilots, ofdm.subcarrier_spacing_hz, 1e-6, 2.0)
+    grid = GridLMMSE(pilots, ofdm.n_subcarriers, ofdm.subcarrier_spacing_hz, tau)
+    power = torch.rand(batch, len(tau), generator=g, dtype=torch.float64) ** 4  # a few strong taps
+    power = power / power.sum(1, keepdim=True)
+    gains = torch.complex(torch.randn(batch, len(tau), generator=g, dtype=torch.float64),
+                          torch.randn(batch, len(tau), generator=g, dtype=torch.float64))
+    gains = gains * (power / 2).sqrt()
+    delays = tau.expand(batch, -1)
+    h = tap_response(delays, gains, ofdm.subcarrier_spacing_hz, ofdm.n_subcarriers)
+    s = 10 ** (-snr_db / 10)
+    noise = torch.complex(torch.randn(batch, ofdm.n_pilots, generator=g, dtype=torch.float64),
+                          torch.randn(batch, ofdm.n_pilots, generator=g, dtype=torch.float64))
+    y = h[:, ofdm.pilot_indices] + noise * math.sqrt(s / 2)
+    return grid, delays, power, h, y, torch.full((batch,), s)
+
+
+def test_grid_lmmse_is_the_genie_lmmse_with_the_grid_as_taps(small_ofdm):
+    grid, delays, power, h, y, s = grid_setup(small_ofdm)
+    mine = grid(y.to(torch.complex64), s.float(), power.float())
+    genie = genie_lmmse(y, delays, power, s, small_ofdm)
+    assert 10 * math.log10(float(nmse(mine.to(torch.complex128), genie).mean())) < -50
+    # told the true prior of on-grid taps it is the MMSE estimator: far better than LS
+    ls = ls_linear(y, small_ofdm)
+    assert float(nmse(mine.to(torch.complex128), h).mean()) < 0.3 * float(nmse(ls, h).mean())
+
+
+def test_grid_lmmse_gradient_reaches_the_prior(small_ofdm):
+    grid, _, power, h, y, s = grid_setup(small_ofdm, batch=8)
+    logits = torch.zeros_like(power).float().requires_grad_(True)
+
+    def loss_at(z):
+        return nmse(grid(y.to(torch.complex64), s.float(), torch.softmax(z, -1)), h.to(torch.complex64)).mean()
+
+    loss = loss_at(logits)
+    (grad,) = torch.autograd.grad(loss, logits)
+    assert torch.isfinite(grad).all() and grad.abs().max() > 0
+    # one step along the gradient lowers the error (it points somewhere useful)
+    after = loss_at(logits - 0.5 * grad / grad.abs().max())
+    assert after < loss
+
+
+def test_lora_reaches_the_delay_prior_but_not_its_dilated_convolutions(small_ofdm):
+    torch.manual_seed(0)
+    base = ChannelEstimator(tiny_config(small_ofdm, "delay_prior")).eval()
+    targets = ("mha_q_proj", "delay_conv_in", "delay_context", "delay_conv_out")
+    model = wrap(base, LoraParams(r=2, alpha=4.0, target_modules=targets), seed=0)
+    wrapped = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if hasattr(m, "lora_B")}
+    assert set(targets) <= wrapped
+    for m in model.modules():  # give every B a value, as training would
+        if hasattr(m, "lora_B"):
+            torch.nn.init.normal_(m.lora_B["default"].weight, std=0.1)
+    h_ls = torch.randn(4, small_ofdm.n_pilots, dtype=torch.complex64)
+    snr = torch.tensor([0.0, 10.0, 20.0, 30.0])
+    with torch.no_grad():
+        adapted = model(h_ls, snr)
+        merged = model.merge_and_unload()(h_ls, snr)
+    torch.testing.assert_close(adapted, merged, rtol=1e-4, atol=1e-5)
+    with pytest.raises(AdapterError, match=r"\['delay_conv2'\] match no nn.Linear or undilated"):
+        wrap(ChannelEstimator(tiny_config(small_ofdm, "delay_prior")),
+             LoraParams(target_modules=("delay_conv2",)), 0)

@@ -10,7 +10,7 @@ import pandas as pd
 from chanest import cli, config, data
 from chanest.baselines import StatLMMSE, genie_lmmse, ls_linear
 from chanest.checkpoint import load_estimator
-from chanest.evaluate import first_per_snr, method_metrics, select, per_sample_errors, summarise, test_set, wide
+from chanest.evaluate import first_per_snr, method_metrics, per_sample_errors, select, summarise, test_set, wide
 from chanest.io import atomic_path, write_json
 from chanest.lora import merged_path, read_meta
 from chanest.params import from_section, get, load_params
@@ -43,7 +43,8 @@ def main() -> None:
     for scenario in config.all_scenarios(params):
         test_sampler = data.sampler(PROCESSED, [scenario], "test", ofdm, norm, device)
         batch = test_set(test_sampler, ev.snr_db, ev.n_samples, ev.seed)
-        cross_batch = select(batch, first_per_snr(batch, ev.cross_n_samples))
+        cross_mask = first_per_snr(batch, ev.cross_n_samples)
+        cross_batch = select(batch, cross_mask)
         stat = StatLMMSE.from_pdps(data.sampler(PROCESSED, [scenario], "train", ofdm, norm, device).pdps,
                                    ofdm, device=device)
         methods = {
@@ -57,14 +58,15 @@ def main() -> None:
             methods[name] = lambda b, m=model: m(b.h_ls, b.snr_db)
         for name, estimate in methods.items():
             kind, _, own = name.partition(":")
+            off_scenario = bool(own) and own != scenario  # only feeds the cross table: the subset
+            err, energy = per_sample_errors(estimate, cross_batch if off_scenario else batch, ev.batch_size)
             if kind in ("base", "lora"):  # the cross-scenario table (every model on the same subset)
-                err, energy = per_sample_errors(estimate, cross_batch, ev.batch_size)
-                result = summarise(scenario, name, cross_batch, err, energy)
+                sub = (err, energy) if off_scenario else (err[cross_mask], energy[cross_mask])
+                result = summarise(scenario, name, cross_batch, *sub)
                 cross.append({"model": name, "scenario": scenario,
                               "nmse_db_mean": round(sum(r["nmse_db"] for r in result) / len(result), 3)})
-            if own and own != scenario:
-                continue  # an adapter off its own scenario only feeds the cross table
-            err, energy = per_sample_errors(estimate, batch, ev.batch_size)
+            if off_scenario:
+                continue
             result = summarise(scenario, name, batch, err, energy)
             for r in result:  # an adapted model on its own scenario is the `lora`/`full_ft` row
                 r["method"] = kind

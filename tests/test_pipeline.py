@@ -4,91 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import re
-import shutil
-import subprocess
-from pathlib import Path
-from types import SimpleNamespace
 
 import matplotlib.image
 import pytest
-import yaml
 
-from conftest import REPO
+from conftest import SOURCES, TARGETS, ran
 
 pytestmark = pytest.mark.slow
-
-SOURCES, TARGETS = ["UMa_Los", "UMi_Nlos"], ["InF_Los", "RMa_Nlos"]
-TINY = {
-    "pdp": {"n_drops": 40},
-    "scenarios": {"sources": SOURCES, "targets": TARGETS},
-    "preprocess": {"split": {"train": 0.6, "val": 0.2, "test": 0.2}},
-    "ofdm": {"n_subcarriers": 96, "fft_size": 128},
-    "model": {"d_model": 16, "n_heads": 2, "n_layers": 1, "d_ff": 32},
-    "base": {"steps": 10, "batch_size": 16, "val_every": 5, "val_samples": 8, "checkpoint_every": 5},
-    "lora": {"steps": 6, "batch_size": 16, "val_every": 3, "val_samples": 8, "r": 4, "rank_pattern": {},
-             "full_ft": True},
-    "eval": {"n_samples": 60, "snr_db": [0.0, 10.0, 20.0]},
-}
-
-
-def merge(base: dict, over: dict) -> dict:
-    for k, v in over.items():
-        nested = isinstance(v, dict) and v and isinstance(base.get(k), dict)
-        base[k] = merge(base[k], v) if nested else v
-    return base
-
-
-def repo_files() -> list[str]:
-    """Tracked and untracked-but-not-ignored files: what a commit of this working tree holds."""
-    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO,
-                         capture_output=True, text=True, check=True).stdout
-    return [f for f in out.splitlines() if (REPO / f).is_file()]
-
-
-def ran(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", output))
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory) -> SimpleNamespace:
-    work = tmp_path_factory.mktemp("e2e") / "repo"
-    for f in repo_files():
-        (work / f).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / f, work / f)
-    params = merge(yaml.safe_load((work / "params.yaml").read_text()), TINY)
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    venv_bin = Path(os.sys.executable).parent
-    env = {**os.environ, "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1",
-           "GIT_AUTHOR_NAME": "chanest-test", "GIT_AUTHOR_EMAIL": "test@chanest.invalid",
-           "GIT_COMMITTER_NAME": "chanest-test", "GIT_COMMITTER_EMAIL": "test@chanest.invalid",
-           "PYTHONPATH": ""}
-
-    def sh(*cmd: str) -> str:
-        proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
-        assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-        return proc.stdout + proc.stderr
-
-    sh("git", "init", "-q")
-    sh("git", "add", "-A")
-    sh("git", "commit", "-qm", "tiny params")
-    ns = SimpleNamespace(work=work, sh=sh)
-    ns.first = sh("dvc", "repro")
-    ns.second = sh("dvc", "repro")
-    sh("dvc", "repro", "-f", "-s", "pdp")  # the same PDPs again: byte-identical files ...
-    ns.status_after_rerun = sh("dvc", "status")  # ... so nothing downstream is out of date
-    sh("git", "add", "-A")
-    sh("git", "commit", "-qm", "results, r=4")
-    ns.metrics_before = json.loads((work / "reports/metrics.json").read_text())
-    ns.exp = sh("dvc", "exp", "run", "-S", "lora.r=2")
-    sh("git", "add", "-A")
-    sh("git", "commit", "-qm", "results, r=2")
-    ns.metrics_diff = sh("dvc", "metrics", "diff", "HEAD~1", "HEAD", "--json")
-    ns.exp_show = sh("dvc", "exp", "show", "--csv")
-    ns.plots = sh("dvc", "plots", "show", "-o", str(work / "dvc_plots"))
-    return ns
-
 
 def test_repro_runs_every_stage_and_writes_every_output(pipeline):
     stages = {"pdp", "preprocess", "train_base", "evaluate", "plot"} | {f"transfer@{t}" for t in TARGETS}

@@ -24,6 +24,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_synth.py --profile cpu --json
 	$(PY) benchmarks/bench_synth.py --profile paper --json
+	$(PY) benchmarks/bench_train.py --profile cpu --json
+	$(PY) benchmarks/bench_train.py --profile paper --json
 
 clean-venv:
 	rm -rf $(VENV)

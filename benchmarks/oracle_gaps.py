@@ -3,7 +3,7 @@
     python benchmarks/oracle_gaps.py [--scenarios UMa_Los,RMa_Los] [--n 200] [--json]
 
 Needs ``data/processed`` (``dvc repro preprocess``). On each scenario's fixed test set (as the
-``evaluate`` stage draws it, at SNR 0/10/20/30 dB) it reports the gap to the genie LMMSE, in dB
+evaluation stages draw it, at SNR 0/10/20/30 dB) it reports the gap to the genie LMMSE, in dB
 averaged over those SNRs, of LMMSE estimators that are told progressively less of each sample's
 power-delay profile:
 

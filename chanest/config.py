@@ -53,9 +53,18 @@ class EvalParams:
     snr_db: tuple[float, ...] = (-10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0)
     n_samples: int = 500
     cross_n_samples: int = 100  # per SNR, for adapters on the other scenarios (cross table)
-    seed: int = 7
-    batch_size: int = 1500
+    seed: int = 7  # the test sets' own seed (and the bootstrap's)
+    batch_size: int = 500
+    n_boot: int = 2000  # replicates of the bootstrap over test PDPs (confidence intervals)
     device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.n_samples < 2 or self.cross_n_samples < 1 or self.n_boot < 100:
+            raise ValueError("need n_samples >= 2, cross_n_samples >= 1 and n_boot >= 100")
+
+
+def eval_params(params: dict[str, Any]) -> EvalParams:
+    return from_section(EvalParams, get(params, "eval"), "eval")
 
 
 def scenarios(params: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -94,6 +103,8 @@ def normalisation(params: dict[str, Any]) -> str:
 def train(params: dict[str, Any], section: str, exclude: tuple[str, ...] = ()) -> TrainConfig:
     """The optimisation keys of ``section`` (``base`` or ``lora``) as a :class:`TrainConfig`."""
     raw = {k: v for k, v in get(params, section).items() if k not in exclude}
+    if raw.get("amp") is False:  # YAML 1.1 reads a bare `off` (also from `dvc exp run -S`) as false
+        raw["amp"] = "off"
     return from_section(TrainConfig, raw, section)
 
 

@@ -92,13 +92,17 @@ class GridLMMSE(nn.Module):
         return y @ self.v_p_conj
 
     def forward(self, y: Tensor, noise_var: Tensor, power: Tensor) -> Tensor:
-        """y (B, n_p), noise_var (B,), power (B, G) prior variances -> (B, n_sc) complex64."""
-        d = power.double().clamp_min(0.0).sqrt()  # (B, G) prior amplitudes
-        s = noise_var.double()
-        m = d[:, :, None] * self.gram * d[:, None, :] / s[:, None, None]
-        m = m + torch.eye(self.n_grid, dtype=m.dtype, device=m.device)
-        rhs = self.matched_filter(y.to(torch.complex64)).to(torch.complex128) * (d / s[:, None])
-        return ((d * hermitian_solve(m, rhs)).to(torch.complex64)) @ self.v_t
+        """y (B, n_p), noise_var (B,), power (B, G) prior variances -> (B, n_sc) complex64.
+
+        Never under autocast: the solve is complex128 even inside a bf16 training step.
+        """
+        with torch.autocast(y.device.type, enabled=False):
+            d = power.double().clamp_min(0.0).sqrt()  # (B, G) prior amplitudes
+            s = noise_var.double()
+            m = d[:, :, None] * self.gram * d[:, None, :] / s[:, None, None]
+            m = m + torch.eye(self.n_grid, dtype=m.dtype, device=m.device)
+            rhs = self.matched_filter(y.to(torch.complex64)).to(torch.complex128) * (d / s[:, None])
+            return ((d * hermitian_solve(m, rhs)).to(torch.complex64)) @ self.v_t
 
 
 class DelayPrior(nn.Module):

@@ -280,10 +280,11 @@ class ChannelEstimator(nn.Module):
             x, memory = x + s, memory + s
         for layer in self.layers:
             x = layer(x, memory)
-        out = self.head(self.ln_out(x))  # (B, n_tok, 2T): re then im per token
+        out = self.head(self.ln_out(x)).float()  # (B, n_tok, 2T): re then im per token (bf16 under AMP)
         out = out.view(b, self.cfg.n_tokens, 2, self.cfg.token_size).transpose(2, 3)
         h = torch.view_as_complex(out.reshape(b, self.cfg.n_subcarriers, 2).contiguous())
-        return (h + self.residual_estimate(h_ls / scale, snr_db, scale)) * scale
+        with torch.autocast(h_ls.device.type, enabled=False):  # the residual (prior + LMMSE) in full precision
+            return (h + self.residual_estimate(h_ls / scale, snr_db, scale)) * scale
 
     def residual_estimate(self, y: Tensor, snr_db: Tensor | None, scale: Tensor | None = None) -> Tensor:
         """The estimate the transformer corrects: normalised pilots (B, n_pilots) -> (B, n_sc).

@@ -27,8 +27,9 @@ What Sionna's rays contain (read from ``sionna/phy/channel/tr38901/rays.py``,
 
 So each PDP is built as: drop zero-power clusters, renormalise the diffuse powers to sum 1, and
 for LOS scale them by 1/(K+1) and add K/(K+1) to tap 0 (kept even if its diffuse part was
-pruned); ``k_factor = K`` (NLOS: 0). Each PDP sums to 1 and its specular power is exactly
-K/(K+1) of the total, as :mod:`chanest.pdp` defines it. Pruning removes < 0.6 % of the
+pruned); ``k_factor = K`` (NLOS: 0). Each PDP sums to 1 and its specular power is
+K/(K+1) of the total, as :mod:`chanest.pdp` defines it (both to the 6 significant digits of
+:func:`quantise`). Pruning removes < 0.6 % of the
 diffuse power. Not modelled: the step-11 split of the two strongest clusters into three
 sub-clusters each (delays +1.28 c_DS and +2.56 c_DS, c_DS 1.6-11 ns by scenario and carrier).
 
@@ -92,7 +93,17 @@ INF_SUBSCENARIOS: tuple[str, ...] = ("sl", "dl", "sh", "dh")
 # Notes under Table 7.5-6: the carrier (GHz) in the LSP formulas is clipped from below.
 _FC_FLOOR_GHZ = {"UMa": 6.0, "UMi": 2.0, "InH": 6.0, "RMa": 0.0}
 
-_PRECISION, _DEVICE = "single", "cpu"  # fixed: PDPs do not depend on sionna.phy.config
+# Fixed, so PDPs do not depend on sionna.phy.config. Double precision (with the rounding in
+# :func:`quantise`) makes them the same on every x86-64 machine: in single precision the float32
+# transcendental functions differ between CPUs by ~1e-7 relative, which moved delays by ~1e-5 ns
+# and so the content keys, and thus the split, of most PDPs.
+_PRECISION, _DEVICE = "double", "cpu"
+
+#: The documented precision of generated PDPs: delays are multiples of 1 ps, powers and K-factors
+#: carry 6 significant digits. Sionna's float64 round-off (~1e-15 relative) is far below both
+#: grids, so a value rounds the same way on every machine (a flip needs it within ~1e-15 of a
+#: rounding boundary, about one chance in 1e9 per value).
+DELAY_STEP_NS, SIGNIFICANT_DIGITS = 1e-3, 6
 
 
 def _inf_sub(inf_subscenario: str) -> str:
@@ -171,6 +182,13 @@ def _sionna_seed(seed: int) -> Iterator[None]:
             cfg.py_rng.setstate(old_py)
 
 
+def quantise(x: np.ndarray, digits: int = SIGNIFICANT_DIGITS) -> np.ndarray:
+    """``x`` (> 0, any shape) rounded to ``digits`` significant decimal digits."""
+    x = np.asarray(x, dtype=np.float64)
+    scale = 10.0 ** (digits - 1 - np.floor(np.log10(x)))
+    return np.round(x * scale) / scale
+
+
 def _link_pdp(delays_s: np.ndarray, powers: np.ndarray, k: float, where: str) -> PDP:
     """One link's PDP from its cluster delays (s) and diffuse powers, (n_clusters,) each, and its
     linear K (0 for NLOS); see the module docstring."""
@@ -180,9 +198,10 @@ def _link_pdp(delays_s: np.ndarray, powers: np.ndarray, k: float, where: str) ->
     if k > 0:
         p = p / (k + 1.0)
         p[0] += k / (k + 1.0)
-    d = d - d[0]
-    validate_pdp(d * 1e9, p, where)
-    return PDP(d, p, float(k))
+    d_ns = np.round((d - d[0]) * 1e9 / DELAY_STEP_NS) * DELAY_STEP_NS
+    p = quantise(p)
+    validate_pdp(d_ns, p, where)
+    return PDP(d_ns * 1e-9, p, float(quantise(k)) if k > 0 else 0.0)
 
 
 def generate_pdps(
@@ -202,8 +221,10 @@ def generate_pdps(
     inf_subscenario: InF clutter/BS-height case, one of :data:`INF_SUBSCENARIOS` (InF only).
     batch_size: links per Sionna call.
 
-    Returns ``n_drops`` PDPs: delays in seconds (ascending, first 0), linear powers summing to 1,
-    ``k_factor`` the link's linear Rician K (LOS) or 0 (NLOS). Raises :class:`PDPError` on an
+    Returns ``n_drops`` PDPs: delays in seconds (ascending, first 0, on a 1 ps grid), linear powers
+    summing to 1 (to 6 significant digits each), ``k_factor`` the link's linear Rician K (LOS, 6
+    significant digits) or 0 (NLOS). Computed in float64 and rounded to that precision, they are
+    the same on any machine (see :data:`DELAY_STEP_NS`). Raises :class:`PDPError` on an
     unknown scenario or sub-scenario.
     """
     family, los = SIONNA_SCENARIO[check_scenario(scenario)]

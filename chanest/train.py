@@ -4,6 +4,13 @@ Samples are synthesised on the fly from the train split (SNR uniform in ``snr_db
 validated every ``val_every`` steps on a fixed val set (val split, fixed SNRs, its own seed), and the
 best-on-val weights are kept. A resumable state is written every ``checkpoint_every`` steps; a run
 resumed from it ends with the same weights as an uninterrupted one (CPU, same thread count).
+
+With ``nproc > 1`` (under ``torchrun``, see :mod:`chanest.distributed`) every rank draws the same
+global batch from the same seeded generator and trains a DDP-wrapped model on its own contiguous
+``batch_size / nproc`` shard; each rank's loss is the mean over its shard, and DDP averages the
+gradients, so a step equals the one-process step on the global batch up to float reduction order.
+Rank 0 alone validates and writes the resumable state. ``amp: bf16`` runs the forward pass under
+bf16 autocast on CUDA (the delay-prior LMMSE solve stays complex128; validation is float32).
 """
 
 from __future__ import annotations
@@ -14,12 +21,16 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+import warnings
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
+from chanest import distributed
 from chanest.checkpoint import load_training_state, save_training_state
 from chanest.synth import ChannelBatch, ChannelSampler, nmse
 
@@ -27,6 +38,7 @@ log = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LOSSES = ("nmse", "nmse_snr", "nmse_db")
+AMP = ("off", "bf16")
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,9 @@ class TrainConfig:
     a cosine to ``lr * min_lr_ratio`` at ``steps``. snr_db: (low, high) dB, drawn uniformly per
     training sample. loss: ``nmse`` (mean per-sample NMSE, linear), ``nmse_snr`` (per-sample NMSE
     divided by the sample's noise variance, i.e. relative to LS, which balances SNRs), ``nmse_db``.
+    nproc: training processes (DDP under torchrun; ``batch_size`` is the global batch and must be
+    divisible by it). amp: ``off`` (float32) or ``bf16`` (bf16 autocast of the forward pass on
+    CUDA; on a CPU device it warns and trains in float32, so one params file serves both).
     """
 
     steps: int = 1000
@@ -55,6 +70,8 @@ class TrainConfig:
     checkpoint_every: int = 200
     log_every: int = 50
     device: str = "auto"
+    nproc: int = 1
+    amp: str = "off"
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -65,6 +82,13 @@ class TrainConfig:
             raise ValueError("steps, batch_size and val_every must be >= 1")
         if self.snr_db[0] > self.snr_db[1]:
             raise ValueError(f"snr_db range {self.snr_db} is reversed")
+        if self.amp not in AMP:
+            raise ValueError(f"amp {self.amp!r} not in {AMP}")
+        if self.nproc < 1:
+            raise ValueError(f"nproc must be >= 1, got {self.nproc}")
+        if self.batch_size % self.nproc:
+            raise ValueError(f"batch_size {self.batch_size} must be divisible by nproc {self.nproc} "
+                             f"(each process trains on batch_size / nproc samples of the global batch)")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -72,6 +96,29 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``amp`` on ``device``: None for ``off``, and (with a warning) on CPU."""
+    if amp == "off":
+        return None
+    if device.type != "cuda":
+        warnings.warn(f"amp: {amp} is for CUDA; training on {device} in float32", stacklevel=2)
+        return None
+    return torch.bfloat16
+
+
+def autocast(dtype: torch.dtype | None, device: torch.device):
+    """A bf16 autocast context on ``device`` (a no-op context when ``dtype`` is None)."""
+    return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+
+
+def shard(batch: ChannelBatch) -> ChannelBatch:
+    """This rank's contiguous shard of a global batch (the batch itself in a single process)."""
+    if not distributed.active():
+        return batch
+    sl = distributed.shard(len(batch))
+    return ChannelBatch(**{f.name: getattr(batch, f.name)[sl] for f in fields(batch)})
 
 
 def loss_fn(kind: str, est: Tensor, batch: ChannelBatch) -> Tensor:
@@ -150,9 +197,22 @@ class TrainResult:
 
 
 def fingerprint(*parts: object) -> str:
-    """A short hash of everything a resumable state must agree with (configs, data, seed)."""
-    blob = json.dumps([asdict(p) if hasattr(p, "__dataclass_fields__") else p for p in parts],
-                      sort_keys=True, default=str)
+    """A short hash of everything a resumable state must agree with (configs, data, seed).
+
+    A :class:`TrainConfig`'s ``nproc`` is left out (a state resumes under any process count) and
+    so is ``amp`` when ``off`` (run ids of states written before these keys existed still match).
+    """
+    def view(p: object) -> object:
+        if not hasattr(p, "__dataclass_fields__"):
+            return p
+        d = asdict(p)
+        if isinstance(p, TrainConfig):
+            d.pop("nproc")
+            if d["amp"] == "off":
+                d.pop("amp")
+        return d
+
+    blob = json.dumps([view(p) for p in parts], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -170,8 +230,15 @@ def train(
 
     ``state_path``: where the resumable state lives; it is resumed only if its ``run_id`` (see
     :func:`fingerprint`) matches. On return the model holds its best-on-val weights.
+
+    Distributed (``torch.distributed`` initialised with more than one rank, see the module
+    docstring): ``model`` is the plain (unwrapped) model on this rank's device, ``cfg.batch_size``
+    the global batch; only rank 0 needs ``val_sets`` (others may pass ``{}``), and only rank 0's
+    result (validation, best weights) is meaningful: the other ranks return the final weights.
     """
     device = sampler.device
+    main = distributed.is_main()
+    amp = amp_dtype(cfg.amp, device)
     torch.manual_seed(seed)  # dropout draws from the global RNG
     gen = torch.Generator(device=device).manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -183,8 +250,8 @@ def train(
         return {k: v.detach().clone() for k, v in model.state_dict().items() if k in trainable}
 
     step, history, wall_before = 0, [], 0.0
-    initial = val_summary(model, val_sets)
-    best, best_step, best_state = initial, 0, snapshot()
+    initial = val_summary(model, val_sets) if main else {"mean": math.inf}
+    best, best_step, best_state = initial, 0, snapshot() if main else {}
     if state_path is not None and Path(state_path).is_file():
         st = load_training_state(state_path)
         if st.get("run_id") == run_id:
@@ -198,13 +265,21 @@ def train(
             log.info("%s: resumed from %s at step %d", name, state_path, step)
         else:
             log.info("%s: ignoring %s (it belongs to another run)", name, state_path)
+    # DDP broadcasts rank 0's weights and buffers on construction; the buffers are constants, so
+    # they are not re-synchronised at every forward
+    net = model
+    if distributed.active():
+        ids = [device.index] if device.type == "cuda" else None
+        net = DistributedDataParallel(model, device_ids=ids, forward_sync_buffers=False)
 
     model.train()
     t0, t_log, seen = time.perf_counter(), time.perf_counter(), 0
     running = 0.0
     while step < cfg.steps:
-        batch = sampler.sample(cfg.batch_size, cfg.snr_db, gen)
-        loss = loss_fn(cfg.loss, model(batch.h_ls, batch.snr_db), batch)
+        batch = shard(sampler.sample(cfg.batch_size, cfg.snr_db, gen))  # same global batch on all ranks
+        with autocast(amp, device):
+            est = net(batch.h_ls, batch.snr_db)
+        loss = loss_fn(cfg.loss, est, batch)  # the mean over this rank's shard
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -213,23 +288,25 @@ def train(
         sched.step()
         step += 1
         seen += cfg.batch_size
-        running += float(loss.detach())
+        loss_value = distributed.mean(float(loss.detach()), device)  # of the global batch
+        running += loss_value
         if step % cfg.val_every == 0 or step == cfg.steps:
-            val = val_summary(model, val_sets)
-            if val["mean"] < best["mean"]:
-                best, best_step, best_state = val, step, snapshot()
-            history.append({"step": step, "train_loss": running / cfg.val_every,
-                            "val_nmse_db": round(val["mean"], 4), "lr": sched.get_last_lr()[0]})
+            if main:  # the other ranks go on to the next step and wait for rank 0 in its backward
+                val = val_summary(model, val_sets)
+                if val["mean"] < best["mean"]:
+                    best, best_step, best_state = val, step, snapshot()
+                history.append({"step": step, "train_loss": running / cfg.val_every,
+                                "val_nmse_db": round(val["mean"], 4), "lr": sched.get_last_lr()[0]})
             running = 0.0
-        if step % cfg.log_every == 0 or step == cfg.steps:
+        if main and (step % cfg.log_every == 0 or step == cfg.steps):
             now = time.perf_counter()
             rate = seen / (now - t_log)
             last = history[-1]["val_nmse_db"] if history else float("nan")
             log.info("%s step %d/%d loss %.4g val %.2f dB (best %.2f @ %d) lr %.2e %.0f samples/s",
-                     name, step, cfg.steps, float(loss.detach()), last, best["mean"], best_step,
+                     name, step, cfg.steps, loss_value, last, best["mean"], best_step,
                      sched.get_last_lr()[0], rate)
             t_log, seen = now, 0
-        if state_path is not None and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+        if main and state_path is not None and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
             save_training_state(state_path, {
                 "run_id": run_id, "step": step, "history": history,
                 "wall_s": wall_before + time.perf_counter() - t0,
@@ -238,7 +315,8 @@ def train(
                 "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
                 "initial": initial, "best": best, "best_step": best_step, "best_state": best_state,
             })
-    model.load_state_dict({**model.state_dict(), **best_state})
+    if main:
+        model.load_state_dict({**model.state_dict(), **best_state})
     wall = wall_before + time.perf_counter() - t0
     return TrainResult(
         steps=step, best_step=best_step, best_val_db=best, initial_val_db=initial, wall_s=wall,

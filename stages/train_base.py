@@ -1,4 +1,8 @@
-"""Stage `train_base`: train the v4 estimator on the source scenarios; save it strictly loadable."""
+"""Stage `train_base`: train the v4 estimator on the source scenarios; save it strictly loadable.
+
+With ``base.nproc: N > 1`` it re-runs itself under ``torchrun`` with N processes (DDP, see
+:mod:`chanest.distributed`); rank 0 alone validates, checkpoints and writes the outputs.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from chanest import cli, config, data
+from chanest import cli, config, data, distributed
 from chanest.checkpoint import save_estimator
 from chanest.io import atomic_path, file_sha256, write_json
 from chanest.model import ChannelEstimator, n_parameters
 from chanest.params import load_params
-from chanest.train import fingerprint, make_val_sets, resolve_device, train
+from chanest.train import fingerprint, make_val_sets, train
 
 PROCESSED, OUT, STATE = Path("data/processed"), Path("models/base"), Path("models/base_state.pt")
 REPORT, CURVE = Path("reports/train_base.json"), Path("reports/curves/train_base.csv")
@@ -25,16 +29,29 @@ def main() -> None:
     seed, ofdm, norm = config.seed(params), config.ofdm(params), config.normalisation(params)
     sources, _ = config.scenarios(params)
     cfg = config.train(params, "base")
-    device = resolve_device(cfg.device)
+    distributed.relaunch(cfg.nproc, "stages.train_base", key="base.nproc")  # returns if nproc 1
+    device = distributed.init(cfg.device)
+    try:
+        run(params, seed, ofdm, norm, sources, cfg, device)
+    finally:
+        distributed.cleanup()
+
+
+def run(params, seed, ofdm, norm, sources, cfg, device) -> None:
+    """Train on this rank's device; rank 0 writes the outputs."""
     torch.manual_seed(seed)
     model = ChannelEstimator(config.estimator(params, ofdm)).to(device)
-    log.info("estimator: %d parameters, device %s", n_parameters(model), device)
+    log.info("estimator: %d parameters, device %s, %d process(es)", n_parameters(model), device,
+             distributed.world_size())
 
     sampler = data.sampler(PROCESSED, sources, "train", ofdm, norm, device)
-    val_sets = make_val_sets(data.samplers(PROCESSED, sources, "val", ofdm, norm, device), cfg, seed + 1)
+    val_sets = (make_val_sets(data.samplers(PROCESSED, sources, "val", ofdm, norm, device), cfg, seed + 1)
+                if distributed.is_main() else {})
     data_hash = [file_sha256(PROCESSED / f"{s}.npz") for s in sources]
     run_id = fingerprint(cfg, model.cfg, ofdm, norm, seed, sources, data_hash)
     result = train(model, sampler, val_sets, cfg, seed, STATE, run_id, name="train_base")
+    if not distributed.is_main():
+        return
 
     save_estimator(OUT, model.cpu())
     with atomic_path(CURVE, suffix=".csv") as tmp:

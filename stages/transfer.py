@@ -1,4 +1,8 @@
-"""Stage `transfer@<Scenario>`: LoRA-adapt the base to one target scenario (peft)."""
+"""Stage `transfer@<Scenario>`: LoRA-adapt the base to one target scenario (peft).
+
+With ``lora.nproc: N > 1`` it re-runs itself under ``torchrun`` with N processes (DDP around the
+peft model, see :mod:`chanest.distributed`); rank 0 alone validates and writes the outputs.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from chanest import cli, config, data, lora
+from chanest import cli, config, data, distributed, lora
 from chanest.checkpoint import load_estimator
 from chanest.io import atomic_path, write_json
 from chanest.model import n_parameters
 from chanest.params import from_section, get, load_params
 from chanest.pdp import check_scenario
-from chanest.train import make_val_sets, resolve_device, train
+from chanest.train import make_val_sets, train
 
 PROCESSED, BASE, OUT = Path("data/processed"), Path("models/base"), Path("models/lora")
 log = logging.getLogger("stages.transfer")
@@ -31,10 +35,20 @@ def main() -> None:
     section = get(params, "lora")
     lp = from_section(lora.LoraParams, {k: v for k, v in section.items() if k in adapter_keys}, "lora")
     cfg = config.train(params, "lora", exclude=tuple(adapter_keys))
-    device = resolve_device(cfg.device)
+    distributed.relaunch(cfg.nproc, "stages.transfer", [scenario], key="lora.nproc")  # returns if nproc 1
+    device = distributed.init(cfg.device)
+    try:
+        run(scenario, seed, ofdm, norm, lp, cfg, device)
+    finally:
+        distributed.cleanup()
 
+
+def run(scenario, seed, ofdm, norm, lp, cfg, device) -> None:
+    """Adapt on this rank's device; rank 0 writes the outputs."""
+    main = distributed.is_main()
     sampler = data.sampler(PROCESSED, [scenario], "train", ofdm, norm, device)
-    val_sets = make_val_sets(data.samplers(PROCESSED, [scenario], "val", ofdm, norm, device), cfg, seed + 2)
+    val_sets = (make_val_sets(data.samplers(PROCESSED, [scenario], "val", ofdm, norm, device), cfg, seed + 2)
+                if main else {})
     base = load_estimator(BASE, device)
     base_params, base_hash = n_parameters(base), lora.state_hash(base)
     model = lora.wrap(base, lp, seed)
@@ -42,6 +56,13 @@ def main() -> None:
     log.info("%s: %d trainable of %d base parameters (%.2f%%)", scenario, trainable, base_params,
              100 * trainable / base_params)
     result = train(model, sampler, val_sets, cfg, seed, name=f"transfer@{scenario}")
+    full = ft = None
+    if lp.full_ft:
+        full = load_estimator(BASE, device)
+        ft = train(full, sampler, val_sets, dataclasses.replace(cfg, lr=lp.full_ft_lr), seed,
+                   name=f"full_ft@{scenario}")
+    if not main:
+        return
     report = {
         "scenario": scenario,
         "trainable_parameters": trainable,
@@ -56,10 +77,7 @@ def main() -> None:
     }
     curves = pd.DataFrame(result.history).assign(run="lora")
     extra = {}
-    if lp.full_ft:
-        full = load_estimator(BASE, device)
-        ft = train(full, sampler, val_sets, dataclasses.replace(cfg, lr=lp.full_ft_lr), seed,
-                   name=f"full_ft@{scenario}")
+    if ft is not None:
         extra["full_ft"] = full.cpu()
         report["full_ft"] = {
             "trainable_parameters": n_parameters(full, trainable_only=True),

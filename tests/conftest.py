@@ -61,7 +61,7 @@ TINY = {
     "base": {"steps": 10, "batch_size": 16, "val_every": 5, "val_samples": 8, "checkpoint_every": 5},
     "lora": {"steps": 6, "batch_size": 16, "val_every": 3, "val_samples": 8, "r": 4, "rank_pattern": {},
              "full_ft": True},
-    "eval": {"n_samples": 60, "snr_db": [0.0, 10.0, 20.0]},
+    "eval": {"n_samples": 60, "cross_n_samples": 20, "snr_db": [0.0, 10.0, 20.0]},
 }
 
 

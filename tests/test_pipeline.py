@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import matplotlib.image
@@ -13,7 +14,8 @@ from conftest import SOURCES, TARGETS, ran
 pytestmark = pytest.mark.slow
 
 def test_repro_runs_every_stage_and_writes_every_output(pipeline):
-    stages = {"pdp", "preprocess", "train_base", "evaluate", "plot"} | {f"transfer@{t}" for t in TARGETS}
+    stages = ({"pdp", "preprocess", "train_base", "eval_base", "report", "plot"}
+              | {f"transfer@{t}" for t in TARGETS} | {f"eval_lora@{t}" for t in TARGETS})
     assert ran(pipeline.first) == stages
     w = pipeline.work
     for path in ["data/raw/PDP_InF_Los.mat", "data/processed/UMa_Los.npz", "models/base/model.safetensors",
@@ -40,8 +42,10 @@ def test_rerunning_the_source_stage_writes_identical_bytes(pipeline):
     assert "up to date" in pipeline.status_after_rerun, pipeline.status_after_rerun
 
 
-def test_changing_lora_r_reruns_only_transfer_evaluate_plot(pipeline):
-    assert ran(pipeline.exp) == {f"transfer@{t}" for t in TARGETS} | {"evaluate", "plot"}
+def test_changing_lora_r_reruns_only_what_depends_on_the_adapters(pipeline):
+    # not pdp, preprocess, train_base, nor eval_base (baselines and the base model)
+    assert ran(pipeline.exp) == ({f"transfer@{t}" for t in TARGETS} | {f"eval_lora@{t}" for t in TARGETS}
+                                 | {"report", "plot"})
 
 
 def test_metrics_diff_and_exp_show_list_the_changed_metrics(pipeline):
@@ -74,17 +78,79 @@ def test_reports_have_the_documented_shape(pipeline):
         assert methods == ({"ls", "lmmse_stat", "lmmse_genie", "base"}
                            | ({"lora", "full_ft"} if s in TARGETS else set()))
         for snr in (0.0, 10.0, 20.0):
-            assert by[s, "lmmse_genie", snr] <= by[s, "lmmse_stat", snr] + 0.05 <= by[s, "ls", snr] + 0.1, (s, snr)
+            assert by[s, "lmmse_genie", snr] <= by[s, "lmmse_stat", snr] + 0.05, (s, snr)
+            if snr <= 10:  # (from ~24 training PDPs the scenario statistics can lose to LS at 20 dB)
+                assert by[s, "lmmse_stat", snr] <= by[s, "ls", snr] + 0.1, (s, snr)
             assert abs(by[s, "ls", snr] + snr + 1) < 4  # LS+linear ~ -(SNR + 1) dB
     metrics = json.loads((w / "reports/metrics.json").read_text())
     assert set(metrics) == set(SOURCES + TARGETS)
     for t in TARGETS:
         assert {"lora_gain_db", "trainable_parameters", "lora", "base"} <= set(metrics[t])
         for method in ("lora", "full_ft"):
-            assert set(metrics[t][method]) == {"nmse_db_mean", "nmse_db_at_10", "nmse_db_at_20", "gap_to_genie_db"}
+            assert set(metrics[t][method]) == {"nmse_db_mean", "nmse_db_at_10", "nmse_db_at_20", "gap_to_genie_db",
+                                               "gap_to_genie_ci_db"}
+            lo, hi = metrics[t][method]["gap_to_genie_ci_db"]
+            assert lo <= metrics[t][method]["gap_to_genie_db"] <= hi
+        lo, hi = metrics[t]["lora_gain_ci_db"]
+        assert lo <= metrics[t]["lora_gain_db"] <= hi and hi - lo > 0
         assert metrics[t]["lmmse_genie"]["gap_to_genie_db"] == 0
     cross = list(csv.DictReader((w / "reports/cross_scenario.csv").open()))
     assert len(cross) == (1 + len(TARGETS)) * len(SOURCES + TARGETS)
     for png in (w / "reports/figures/eval").glob("*.png"):
         img = matplotlib.image.imread(png)
         assert img.ndim == 3 and img.shape[0] > 100 and img.std() > 0.01, png
+
+
+def test_split_evaluation_equals_evaluating_everything_in_one_process(pipeline):
+    """Every model on every full test set in this one process, then the same report: equal to the
+    metrics that eval_base, eval_lora@* (cross subsets only) and report wrote in their own processes."""
+    import numpy as np
+
+    from chanest import config, data
+    from chanest.baselines import StatLMMSE, genie_lmmse, ls_linear
+    from chanest.checkpoint import load_estimator
+    from chanest.evaluate import build_report, cross_mask, evaluate
+    from chanest.lora import read_meta
+    from chanest.params import load_params
+
+    w = pipeline.work
+    params = load_params(w / "params.yaml")
+    ofdm, norm, ev = config.ofdm(params), config.normalisation(params), config.eval_params(params)
+    models = {"base": load_estimator(w / "models/base")}
+    for t in TARGETS:
+        models[f"lora:{t}"] = load_estimator(w / f"models/lora/{t}/merged")
+        models[f"full_ft:{t}"] = load_estimator(w / f"models/lora/{t}/full_ft")
+    reference, adapters = {}, {t: {} for t in TARGETS}
+    for s in SOURCES + TARGETS:
+        batch = data.test_set(w / "data/processed", s, ofdm, norm, ev.snr_db, ev.n_samples, ev.seed, "cpu")
+        stat = StatLMMSE.from_pdps(data.sampler(w / "data/processed", [s], "train", ofdm, norm, "cpu").pdps, ofdm)
+        methods = {"ls": lambda b: ls_linear(b.h_ls, ofdm), "lmmse_stat": lambda b: stat(b.h_ls, b.noise_var),
+                   "lmmse_genie": lambda b: genie_lmmse(b.h_ls, b.delays_s, b.powers, b.noise_var, ofdm)}
+        methods |= {k: (lambda b, m=m: m.eval()(b.h_ls, b.snr_db)) for k, m in models.items()}
+        full = evaluate(s, methods, batch, chunk=10_000)
+        reference[s] = dataclasses.replace(full, errors={k: full.errors[k] for k in
+                                                         ("ls", "lmmse_stat", "lmmse_genie", "base")})
+        mask = cross_mask(full.snr_db, ev.cross_n_samples)
+        for t in TARGETS:
+            if t == s:
+                meta = {"trainable_parameters": read_meta(w / f"models/lora/{t}")["trainable_parameters"]}
+                adapters[t][s] = dataclasses.replace(full, meta=meta, errors={
+                    "lora": full.errors[f"lora:{t}"], "full_ft": full.errors[f"full_ft:{t}"]})
+            else:
+                adapters[t][s] = dataclasses.replace(
+                    full, index=np.flatnonzero(mask), snr_db=full.snr_db[mask], pdp_index=full.pdp_index[mask],
+                    energy=full.energy[mask], errors={"lora": full.errors[f"lora:{t}"][mask]})
+    one = build_report(reference, adapters, ev.cross_n_samples, ev.n_boot, ev.seed)
+    written = json.loads((w / "reports/metrics.json").read_text())
+
+    def leaves(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                yield from leaves(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}", v
+
+    a, b = dict(leaves(one.metrics)), dict(leaves(written))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.allclose(a[k], b[k], atol=2e-3, rtol=0), (k, a[k], b[k])

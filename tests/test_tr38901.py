@@ -98,9 +98,10 @@ def test_pdp_structure(drops, scenario):
     for p in pdps:
         assert p.delays_s[0] == 0.0 and np.all(np.diff(p.delays_s) >= 0)
         assert np.all(p.powers > 0)
-        assert p.powers.sum() == pytest.approx(1.0, abs=1e-9)
+        # powers and K carry 6 significant digits (tr38901.SIGNIFICANT_DIGITS): sums to 1 within that
+        assert p.powers.sum() == pytest.approx(1.0, abs=1e-5)
         # tap 0 holds the specular part K/(K+1) of the total plus its own diffuse power
-        assert p.powers[0] >= p.k_factor / (p.k_factor + 1) - 1e-12
+        assert p.powers[0] >= p.k_factor / (p.k_factor + 1) * (1 - 2e-6)
     # Cluster count of Table 7.5-6 (Sionna's JSON): every cluster is kept in some drop (only
     # clusters 25 dB below the strongest are dropped), never more. LOS and NLOS differ (e.g. UMa
     # 12 vs 20, UMi 12 vs 19, RMa 11 vs 10, InH 15 vs 19), so this also checks the condition.

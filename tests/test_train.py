@@ -90,3 +90,34 @@ def test_interrupted_run_resumes_to_identical_weights(small_ofdm, tmp_path, inte
     res = train(other, sampler, val, dataclasses.replace(CFG, steps=20), seed=3, state_path=state,
                 run_id="another")
     assert res.steps == 20
+
+
+def test_amp_bf16_on_cpu_warns_and_trains_in_float32(small_ofdm):
+    """`amp: bf16` is for CUDA; on a CPU device it warns and the run equals `amp: "off"` exactly."""
+    runs = []
+    for amp in ("off", "bf16"):
+        model, sampler, val = setup(small_ofdm, residual="delay_prior")
+        cfg = dataclasses.replace(CFG, steps=4, val_every=2, amp=amp)
+        if amp == "bf16":
+            with pytest.warns(UserWarning, match="amp: bf16 is for CUDA"):
+                train(model, sampler, val, cfg, seed=3)
+        else:
+            train(model, sampler, val, cfg, seed=3)
+        runs.append(model.state_dict())
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+
+
+def test_nproc_and_amp_params_are_checked_naming_the_key():
+    from chanest import config
+    from chanest.params import ParamsError
+
+    section = {"steps": 10, "batch_size": 64}
+    assert config.train({"base": section}, "base").nproc == 1
+    assert config.train({"base": {**section, "amp": False}}, "base").amp == "off"  # YAML's bare `off`
+    assert config.train({"lora": {**section, "nproc": 4, "amp": "bf16"}}, "lora").nproc == 4
+    with pytest.raises(ParamsError, match=r"base: batch_size 64 must be divisible by nproc 3"):
+        config.train({"base": {**section, "nproc": 3}}, "base")
+    with pytest.raises(ParamsError, match=r"lora: amp 'fp16' not in"):
+        config.train({"lora": {**section, "amp": "fp16"}}, "lora")
+    with pytest.raises(ParamsError, match=r"base.nproc"):
+        config.train({"base": {**section, "nproc": "2"}}, "base")

@@ -1,0 +1,48 @@
+"""Stage `eval_lora@<Target>`: one target's adapter (and full fine-tuning reference, if trained).
+
+On its own scenario: the full fixed test set; on every other scenario: the cross subset
+(``eval.cross_n_samples`` per SNR) for the cross-scenario table. Writes per-sample errors to
+``data/eval/lora/<Target>/<Scenario>.npz``; `report` joins them with `eval_base`'s.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from chanest import cli, config, data
+from chanest.checkpoint import load_estimator
+from chanest.evaluate import cross_mask, evaluate
+from chanest.lora import merged_path, read_meta
+from chanest.params import load_params
+from chanest.pdp import check_scenario
+from chanest.train import resolve_device
+
+PROCESSED, LORA, OUT = Path("data/processed"), Path("models/lora"), Path("data/eval/lora")
+
+
+def main() -> None:
+    if len(sys.argv) != 2:
+        raise ValueError("usage: python -m stages.eval_lora <Scenario>")
+    target = check_scenario(sys.argv[1])
+    params = load_params()
+    ofdm, norm, ev = config.ofdm(params), config.normalisation(params), config.eval_params(params)
+    device = resolve_device(ev.device)
+    models = {"lora": load_estimator(merged_path(LORA / target).parent, device).eval()}
+    if (LORA / target / "full_ft").is_dir():
+        models["full_ft"] = load_estimator(LORA / target / "full_ft", device).eval()
+    meta = {"trainable_parameters": read_meta(LORA / target)["trainable_parameters"]}
+    for scenario in config.all_scenarios(params):
+        batch = data.test_set(PROCESSED, scenario, ofdm, norm, ev.snr_db, ev.n_samples, ev.seed, device)
+        own = scenario == target  # the full fine-tuning reference is compared on its own scenario only
+        methods = {name: (lambda b, m=m: m(b.h_ls, b.snr_db))
+                   for name, m in models.items() if own or name == "lora"}
+        index = None if own else np.flatnonzero(cross_mask(batch.snr_db, ev.cross_n_samples))
+        evaluate(scenario, methods, batch, ev.batch_size, index, meta if own else None).save(
+            OUT / target / f"{scenario}.npz")
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,45 @@
+"""Stage `report`: join the evaluation parts into metrics, NMSE-vs-SNR tables and the cross table.
+
+Reads ``data/eval/base/*.npz`` and ``data/eval/lora/<Target>/*.npz``; writes
+``reports/metrics.json`` (per scenario and method, with PDP-bootstrap 95% intervals, and the paired
+LoRA gain per target), ``reports/nmse_vs_snr.csv``, ``reports/cross_scenario.csv`` and
+``reports/nmse/{sources,targets}/<Scenario>.csv`` (for ``dvc plots``). Cheap: no model runs here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from chanest import cli, config
+from chanest.evaluate import TestErrors, build_report, wide
+from chanest.io import atomic_path, write_json
+from chanest.params import load_params
+
+EVAL, REPORTS = Path("data/eval"), Path("reports")
+
+
+def write_csv(df: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path, suffix=".csv") as tmp:
+        df.to_csv(tmp, index=False)
+
+
+def main() -> None:
+    params = load_params()
+    ev = config.eval_params(params)
+    _, targets = config.scenarios(params)
+    scenarios = config.all_scenarios(params)
+    reference = {s: TestErrors.load(EVAL / "base" / f"{s}.npz") for s in scenarios}
+    adapters = {t: {s: TestErrors.load(EVAL / "lora" / t / f"{s}.npz") for s in scenarios} for t in targets}
+    report = build_report(reference, adapters, ev.cross_n_samples, ev.n_boot, ev.seed)
+    write_csv(report.rows, REPORTS / "nmse_vs_snr.csv")
+    write_csv(report.cross, REPORTS / "cross_scenario.csv")
+    for scenario in scenarios:
+        group = "targets" if scenario in targets else "sources"
+        write_csv(wide(report.rows, scenario), REPORTS / "nmse" / group / f"{scenario}.csv")
+    write_json(REPORTS / "metrics.json", report.metrics)
+
+
+if __name__ == "__main__":
+    cli.run(main)

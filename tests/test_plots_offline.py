@@ -1,0 +1,215 @@
+"""`dvc plots show` / `dvc plots diff` pages that work offline: the repository's HTML template
+(`.dvc/plots/offline.html`, set as `plots.html_template` in `.dvc/config`) inlines pinned Vega,
+Vega-Lite and vega-embed builds instead of loading them from a CDN.
+
+The template checks and the self-containment checks of the generated pages always run; rendering
+the pages in headless Chromium (with every host name unresolvable, so anything fetched from the
+network would fail) runs where a Chromium is installed and is skipped otherwise."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+TEMPLATE_DIR = REPO / ".dvc" / "plots"
+PINS = {"vega": "5.33.1", "vega-lite": "5.23.0", "vega-embed": "6.29.0"}
+MAX_BYTES = 1 << 20  # no committed file over 1 MiB
+DATA_EXT = {".csv", ".json", ".tsv", ".yaml", ".yml"}
+IMAGE_EXT = {".png", ".jpg", ".jpeg", ".gif", ".svg"}
+
+
+class Page(HTMLParser):
+    """Collects what an HTML page would load: URL-valued attributes and inline scripts."""
+
+    URL_ATTRS = {"src", "href", "data", "srcset", "poster", "action", "formaction"}
+    LOADING_TAGS = {"script", "link", "img", "iframe", "embed", "object", "source", "video", "audio",
+                    "track", "input", "frame", "base", "form"}
+
+    def __init__(self, html: str):
+        super().__init__(convert_charrefs=True)
+        self.refs: list[tuple[str, str, str]] = []  # (tag, attribute, value)
+        self.scripts: list[tuple[dict, str]] = []  # (attributes, inline code)
+        self.styles: list[str] = []
+        self.imgs: list[str] = []
+        self._in: tuple[str, dict] | None = None
+        self._buf: list[str] = []
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        a = {k: v or "" for k, v in attrs}
+        if tag in self.LOADING_TAGS:
+            self.refs += [(tag, k, v) for k, v in a.items() if k in self.URL_ATTRS]
+        if "style" in a:
+            self.styles.append(a["style"])
+        if tag == "img":
+            self.imgs.append(a.get("src", ""))
+        if tag in ("script", "style"):
+            self._in, self._buf = (tag, a), []
+
+    def handle_data(self, data):
+        if self._in:
+            self._buf.append(data)
+
+    def handle_endtag(self, tag):
+        if self._in and tag == self._in[0]:
+            text = "".join(self._buf)
+            (self.scripts.append((self._in[1], text)) if tag == "script" else self.styles.append(text))
+            self._in = None
+
+
+def remote_refs(html: str) -> list[str]:
+    """Everything the page would fetch from the network when opened: http(s) or protocol-relative
+    URLs in loading attributes (script/link/img/iframe... src/href), CSS url()/@import, meta
+    refresh targets. URL strings inside the vendored JavaScript (schema ids, the "Open in Vega
+    Editor" link) are data, not loads, and are not counted."""
+    page = Page(html)
+    remote = re.compile(r"^\s*(https?:)?//", re.I)
+    out = [f"<{t} {k}={v}>" for t, k, v in page.refs if remote.match(v)]
+    out += [f"<script src> {a['src']}" for a, _ in page.scripts if "src" in a]  # any, even local
+    css_url = re.compile(r"(?:url\(|@import)\s*['\"]?\s*((?:https?:)?//[^'\")\s]+)")
+    for css in page.styles:
+        out += [f"css {u}" for u in css_url.findall(css)]
+    refresh = re.compile(r"http-equiv=\"refresh\"[^>]*url=([^\"';>]+)", re.I)
+    out += [f"meta refresh {u}" for u in refresh.findall(html)]
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The template itself (no pipeline needed)
+# --------------------------------------------------------------------------------------------
+
+def configured_template(repo: Path) -> Path:
+    out = subprocess.run([sys.executable, "-m", "dvc", "config", "plots.html_template"], cwd=repo,
+                         capture_output=True, text=True, env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+    assert out.returncode == 0, out.stderr
+    path = Path(out.stdout.strip())
+    return path if path.is_absolute() else repo / ".dvc" / path  # DVC resolves it against .dvc/
+
+
+def test_template_is_configured_small_and_fills_like_dvc_does():
+    from dvc_render.html import HTML
+
+    template = configured_template(REPO)
+    assert template.resolve() == (TEMPLATE_DIR / "offline.html").resolve()
+    for f in TEMPLATE_DIR.iterdir():
+        assert f.stat().st_size < MAX_BYTES, f"{f}: {f.stat().st_size} bytes"
+    text = template.read_text(encoding="utf-8")
+    assert "{plot_divs}" in text and "{refresh_tag}" in text
+    assert "{scripts}" not in text  # dvc_render would put its CDN <script src=...> tags there
+    page = HTML(text).with_scripts("<script src='https://cdn.invalid/x.js'></script>")
+    page.with_element("<div id='probe'></div>")
+    filled = page.embed()
+    assert "<div id='probe'></div>" in filled and "cdn.invalid" not in filled
+    assert remote_refs(filled) == []
+    # the check itself: DVC's default page is caught (its three CDN scripts)
+    from dvc_render.vega import VegaRenderer
+    default = remote_refs(HTML().with_scripts(VegaRenderer.SCRIPTS).embed())
+    assert {u for u in ("vega@", "vega-lite@", "vega-embed@") if any(f"/npm/{u}" in r for r in default)} \
+        == {"vega@", "vega-lite@", "vega-embed@"}, default
+
+
+def test_template_inlines_the_pinned_builds_with_their_licences():
+    parsed = Page((TEMPLATE_DIR / "offline.html").read_text(encoding="utf-8"))
+    inlined = {a.get("data-package"): code for a, code in parsed.scripts}
+    assert set(inlined) == {f"{n}@{v}" for n, v in PINS.items()}
+    for name, version in PINS.items():
+        code = inlined[f"{name}@{version}"]
+        assert f'"{version}"' in code, (name, "version string not in the inlined build")
+        assert "sourceMappingURL" not in code
+        licence = (TEMPLATE_DIR / f"LICENSE.{name}").read_text()
+        assert "University of Washington Interactive Data Lab" in licence and "Redistribution" in licence
+    assert "Esprima" in (TEMPLATE_DIR / "THIRD_PARTY_NOTICES.md").read_text()
+
+
+# --------------------------------------------------------------------------------------------
+# Pages generated in the tiny pipeline's repository
+# --------------------------------------------------------------------------------------------
+
+def declared_plots(work: Path) -> tuple[list[str], list[str]]:
+    """dvc.yaml's top-level `plots:` entries, directories expanded: (data files, image files)."""
+    data, images = [], []
+    for entry in yaml.safe_load((work / "dvc.yaml").read_text()).get("plots", []):
+        path = entry if isinstance(entry, str) else next(iter(entry))
+        files = sorted((work / path).rglob("*")) if (work / path).is_dir() else [work / path]
+        for f in files:
+            rel = f.relative_to(work).as_posix()
+            (data if f.suffix in DATA_EXT else images if f.suffix in IMAGE_EXT else []).append(rel)
+    return data, images
+
+
+@pytest.fixture(scope="module")
+def pages(pipeline, tmp_path_factory) -> dict[str, Path]:
+    """`dvc plots show` (written by the pipeline fixture) and `dvc plots diff HEAD`, both with the
+    repository's configured template."""
+    out = tmp_path_factory.mktemp("plots_diff")
+    pipeline.sh("dvc", "plots", "diff", "HEAD", "-o", str(out))
+    return {"show": pipeline.work / "dvc_plots" / "index.html", "diff": out / "index.html"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["show", "diff"])
+def test_generated_page_is_self_contained_and_holds_every_declared_plot(pipeline, pages, kind):
+    index = pages[kind]
+    html = index.read_text(encoding="utf-8")
+    assert 'data-package="vega@' in html, "the configured offline template was not used"
+    assert remote_refs(html) == []
+    data, images = declared_plots(pipeline.work)
+    assert data and images, (data, images)
+    for rel in data:
+        assert f"dvc.yaml::{rel}" in html, rel
+    srcs = Page(html).imgs
+    for src in srcs:
+        assert not src.startswith("data:") and (index.parent / src).is_file(), src
+    revs = 2 if kind == "diff" else 1
+    for rel in images:
+        hits = [s for s in srcs if s.endswith(rel.replace("/", "_"))]
+        assert len(hits) == revs, (rel, hits)
+        assert all((index.parent / s).read_bytes() == (pipeline.work / rel).read_bytes() for s in hits), rel
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        if path := shutil.which(name):
+            return path
+    pytest.skip("no Chromium on PATH (apt-get install chromium): rendering not checked; "
+                "self-containment is checked by test_generated_page_is_self_contained...")
+
+
+def render(index: Path, profile: Path) -> tuple[str, list[str]]:
+    """The DOM after the page's scripts ran, and the browser console (Chromium logs it to stderr).
+    Every host name is unresolvable, so a page that needs the network fails visibly."""
+    proc = subprocess.run(
+        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         f"--user-data-dir={profile}", "--host-resolver-rules=MAP * ~NOTFOUND",
+         "--enable-logging=stderr", "--v=0", "--virtual-time-budget=15000", "--dump-dom", index.as_uri()],
+        capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line or "net::ERR" in line]
+    return proc.stdout, console
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["show", "diff"])
+def test_generated_page_renders_every_chart_in_chromium_offline(pipeline, pages, kind, tmp_path):
+    chromium()
+    html = pages[kind].read_text(encoding="utf-8")
+    n_charts = html.count("vegaEmbed('#")
+    data, _ = declared_plots(pipeline.work)
+    assert n_charts >= len(data)
+    dom, console = render(pages[kind], tmp_path / "profile")
+    errors = [c for c in console if re.search(r"Uncaught|Failed to load|net::ERR|Error:", c)]
+    assert errors == [], "\n".join(errors)
+    assert dom.count('class="vega-embed') == n_charts, dom[-2000:]
+    assert len(re.findall(r"<canvas|<svg[^>]*class=\"marks\"", dom)) == n_charts
+    assert dom.count("<img") == html.count("<img")

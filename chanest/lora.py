@@ -17,14 +17,20 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 
 from chanest.checkpoint import WEIGHTS, CheckpointError, save_estimator
 from chanest.io import write_json
 from chanest.model import ChannelEstimator
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+
+# peft is imported inside the functions that build or load adapters: it pulls in transformers
+# (~3 s on 2 cores), which readers of an adapter directory (evaluation, the report) do not need.
 
 DEFAULT_TARGETS = ("mha_q_proj", "mha_k_proj", "mha_v_proj", "out_proj", "ffnn_linear1", "ffnn_linear2")
 META = "chanest_adapter.json"
@@ -79,6 +85,8 @@ def wrap(base: ChannelEstimator, p: LoraParams, seed: int) -> PeftModel:
             f"lora target(s) {missing} match no nn.Linear or undilated nn.Conv1d of the estimator; "
             f"available: {sorted(available)}"
         )
+    from peft import LoraConfig, get_peft_model
+
     cfg = LoraConfig(
         r=p.r,
         lora_alpha=p.alpha,
@@ -147,6 +155,8 @@ def load_adapter(base: ChannelEstimator, directory: str | os.PathLike, check_bas
             f"{directory}: adapter was trained on base {meta['base_sha256'][:12]}, "
             f"this base is {state_hash(base)[:12]}"
         )
+    from peft import PeftModel
+
     try:
         model = PeftModel.from_pretrained(base, directory, is_trainable=False)
     except (RuntimeError, ValueError, KeyError) as err:

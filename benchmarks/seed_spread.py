@@ -7,7 +7,7 @@
 Each argument is a git revision or a DVC experiment name (resolved through ``refs/exps``); the
 script reads ``reports/metrics.json`` at each and prints, per scenario, the mean and the standard
 deviation across them (and the min..max) of the base and LoRA gaps to the genie and of the LoRA
-gain. A change of ``seed`` re-draws the PDPs, the split and the training, but not the test sets'
+gain, and in how many runs the gain's paired 95% interval lies above zero. A change of ``seed`` re-draws the PDPs, the split and the training, but not the test sets'
 own seed: the spread is that of the whole pipeline, an upper bound on training noise alone.
 """
 
@@ -45,16 +45,20 @@ def main() -> None:
         if "lora" in runs[0][scenario]:
             row["lora_gap"] = spread([m[scenario]["lora"]["gap_to_genie_db"] for m in runs])
             row["lora_gain"] = spread([m[scenario]["lora_gain_db"] for m in runs])
+            # in how many runs the paired 95% interval of the gain lies above zero
+            row["lora_gain_ci_above_zero"] = sum(m[scenario]["lora_gain_ci_db"][0] > 0 for m in runs)
         table[scenario] = row
     if args.json:
         print(json.dumps(table, indent=2))
         return
-    print(f"| scenario | base gap (dB) | LoRA gap (dB) | LoRA gain (dB) |  ({len(runs)} runs: mean +- sd [min..max])")
-    print("| --- | --- | --- | --- |")
+    print(f"| scenario | base gap (dB) | LoRA gap (dB) | LoRA gain (dB) | gain CI > 0 |  ({len(runs)} runs: "
+          "mean +- sd [min..max])")
+    print("| --- | --- | --- | --- | --- |")
     for scenario, row in table.items():
         cells = [f"{c['mean']:.2f} +- {c['sd']:.2f} [{c['min']:.2f}..{c['max']:.2f}]" if c else ""
                  for c in (row.get("base_gap"), row.get("lora_gap"), row.get("lora_gain"))]
-        print(f"| {scenario} | " + " | ".join(cells) + " |")
+        above = f"{row['lora_gain_ci_above_zero']}/{len(runs)}" if "lora_gain" in row else ""
+        print(f"| {scenario} | " + " | ".join(cells) + f" | {above} |")
 
 
 if __name__ == "__main__":

@@ -86,8 +86,20 @@ def cross_scenario(df: pd.DataFrame, path: str | os.PathLike) -> None:
     _save(fig, path)
 
 
+def live_metric_path(live_dir: str | os.PathLike, name: str = "val_nmse_db") -> Path:
+    """Where dvclive logs metric ``name`` per step: ``<live_dir>/plots/metrics/<name>.tsv``."""
+    return Path(live_dir) / "plots" / "metrics" / f"{name}.tsv"
+
+
+def read_live_metric(live_dir: str | os.PathLike, name: str = "val_nmse_db") -> pd.DataFrame:
+    """A dvclive per-step log (see :mod:`chanest.live`) as a frame: ``step`` and the value column,
+    which is named after the last part of ``name`` (``full_ft/val_nmse_db`` -> ``val_nmse_db``)."""
+    return pd.read_csv(live_metric_path(live_dir, name), sep="\t")
+
+
 def training_curves(curves: dict[str, pd.DataFrame], path: str | os.PathLike) -> None:
-    """Validation NMSE (dB) vs step for base training and each transfer."""
+    """Validation NMSE (dB) vs step for base training and each transfer (frames as
+    :func:`read_live_metric` returns them: columns ``step`` and ``val_nmse_db``)."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for name, df in curves.items():
         ax.plot(df.step, df.val_nmse_db, label=name)

@@ -9,8 +9,9 @@ With ``nproc > 1`` (under ``torchrun``, see :mod:`chanest.distributed`) every ra
 global batch from the same seeded generator and trains a DDP-wrapped model on its own contiguous
 ``batch_size / nproc`` shard; each rank's loss is the mean over its shard, and DDP averages the
 gradients, so a step equals the one-process step on the global batch up to float reduction order.
-Rank 0 alone validates and writes the resumable state. ``amp: bf16`` runs the forward pass under
-bf16 autocast on CUDA (the delay-prior LMMSE solve stays complex128; validation is float32).
+Rank 0 alone validates, logs (``log_step``) and writes the resumable state. ``amp: bf16`` runs the
+forward pass under bf16 autocast on CUDA (the delay-prior LMMSE solve stays complex128; validation
+is float32).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -225,11 +227,17 @@ def train(
     state_path: str | os.PathLike | None = None,
     run_id: str = "",
     name: str = "train",
+    log_step: Callable[[dict], None] | None = None,
 ) -> TrainResult:
     """Train the parameters of ``model`` that require grad; return history and best-on-val.
 
     ``state_path``: where the resumable state lives; it is resumed only if its ``run_id`` (see
     :func:`fingerprint`) matches. On return the model holds its best-on-val weights.
+
+    ``log_step``: called (rank 0 only) with each validation step's history entry, ``{"step",
+    "train_loss", "val_nmse_db" (mean over the val sets), "lr", "scenarios": {name: val_nmse_db}}``;
+    after a resume it is first called with every entry of the restored history, so it always sees
+    the whole run. It only observes: training is bit-identical with or without it.
 
     Distributed (``torch.distributed`` initialised with more than one rank, see the module
     docstring): ``model`` is the plain (unwrapped) model on this rank's device, ``cfg.batch_size``
@@ -265,6 +273,9 @@ def train(
             log.info("%s: resumed from %s at step %d", name, state_path, step)
         else:
             log.info("%s: ignoring %s (it belongs to another run)", name, state_path)
+    if main and log_step is not None:
+        for entry in history:  # the steps before a resume (none in a fresh run)
+            log_step(entry)
     # DDP broadcasts rank 0's weights and buffers on construction; the buffers are constants, so
     # they are not re-synchronised at every forward
     net = model
@@ -296,7 +307,10 @@ def train(
                 if val["mean"] < best["mean"]:
                     best, best_step, best_state = val, step, snapshot()
                 history.append({"step": step, "train_loss": running / cfg.val_every,
-                                "val_nmse_db": round(val["mean"], 4), "lr": sched.get_last_lr()[0]})
+                                "val_nmse_db": round(val["mean"], 4), "lr": sched.get_last_lr()[0],
+                                "scenarios": {k: round(v, 4) for k, v in val.items() if k != "mean"}})
+                if log_step is not None:
+                    log_step(history[-1])
             running = 0.0
         if main and (step % cfg.log_every == 0 or step == cfg.steps):
             now = time.perf_counter()

@@ -23,11 +23,12 @@ def main() -> None:
     if targets:
         plots.lora_gain(metrics, targets, OUT / "lora_gain.png")
     plots.cross_scenario(pd.read_csv(REPORTS / "cross_scenario.csv"), OUT / "cross_scenario.png")
-    curves = {"base": pd.read_csv(REPORTS / "curves" / "train_base.csv")}
+    live = REPORTS / "live"  # dvclive's per-step logs (chanest.live)
+    curves = {"base": plots.read_live_metric(live / "train_base")}
     for t in targets:
-        c = pd.read_csv(REPORTS / "curves" / f"transfer_{t}.csv")
-        for run, g in c.groupby("run", sort=False):
-            curves[f"{run} {t}"] = g
+        curves[f"lora {t}"] = plots.read_live_metric(live / f"transfer_{t}")
+        if plots.live_metric_path(live / f"transfer_{t}", "full_ft/val_nmse_db").is_file():
+            curves[f"full_ft {t}"] = plots.read_live_metric(live / f"transfer_{t}", "full_ft/val_nmse_db")
     plots.training_curves(curves, OUT / "training_curves.png")
 
 

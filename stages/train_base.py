@@ -2,6 +2,7 @@
 
 With ``base.nproc: N > 1`` it re-runs itself under ``torchrun`` with N processes (DDP, see
 :mod:`chanest.distributed`); rank 0 alone validates, checkpoints and writes the outputs.
+Training metrics go to ``reports/live/train_base/`` through dvclive (see :mod:`chanest.live`).
 """
 
 from __future__ import annotations
@@ -9,18 +10,18 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 from chanest import cli, config, data, distributed
 from chanest.checkpoint import save_estimator
-from chanest.io import atomic_path, file_sha256, write_json
+from chanest.io import file_sha256, write_json
+from chanest.live import LIVE, TrainingLog
 from chanest.model import ChannelEstimator, n_parameters
 from chanest.params import load_params
 from chanest.train import fingerprint, make_val_sets, train
 
 PROCESSED, OUT, STATE = Path("data/processed"), Path("models/base"), Path("models/base_state.pt")
-REPORT, CURVE = Path("reports/train_base.json"), Path("reports/curves/train_base.csv")
+REPORT = Path("reports/train_base.json")
 log = logging.getLogger("stages.train_base")
 
 
@@ -49,13 +50,14 @@ def run(params, seed, ofdm, norm, sources, cfg, device) -> None:
                 if distributed.is_main() else {})
     data_hash = [file_sha256(PROCESSED / f"{s}.npz") for s in sources]
     run_id = fingerprint(cfg, model.cfg, ofdm, norm, seed, sources, data_hash)
-    result = train(model, sampler, val_sets, cfg, seed, STATE, run_id, name="train_base")
+    live = TrainingLog(LIVE / "train_base") if distributed.is_main() else None
+    result = train(model, sampler, val_sets, cfg, seed, STATE, run_id, name="train_base",
+                   log_step=live.logger() if live else None)
     if not distributed.is_main():
         return
 
     save_estimator(OUT, model.cpu())
-    with atomic_path(CURVE, suffix=".csv") as tmp:
-        pd.DataFrame(result.history).to_csv(tmp, index=False)
+    live.finish(result)
     write_json(REPORT, {
         "steps": result.steps,
         "best_step": result.best_step,

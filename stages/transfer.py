@@ -2,6 +2,8 @@
 
 With ``lora.nproc: N > 1`` it re-runs itself under ``torchrun`` with N processes (DDP around the
 peft model, see :mod:`chanest.distributed`); rank 0 alone validates and writes the outputs.
+Training metrics go to ``reports/live/transfer_<Scenario>/`` through dvclive (see :mod:`chanest.live`),
+those of the full fine-tuning reference (``lora.full_ft``) under the prefix ``full_ft/``.
 """
 
 from __future__ import annotations
@@ -11,11 +13,10 @@ import logging
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from chanest import cli, config, data, distributed, lora
 from chanest.checkpoint import load_estimator
-from chanest.io import atomic_path, write_json
+from chanest.io import write_json
+from chanest.live import LIVE, TrainingLog
 from chanest.model import n_parameters
 from chanest.params import from_section, get, load_params
 from chanest.pdp import check_scenario
@@ -55,12 +56,14 @@ def run(scenario, seed, ofdm, norm, lp, cfg, device) -> None:
     trainable = n_parameters(model, trainable_only=True)
     log.info("%s: %d trainable of %d base parameters (%.2f%%)", scenario, trainable, base_params,
              100 * trainable / base_params)
-    result = train(model, sampler, val_sets, cfg, seed, name=f"transfer@{scenario}")
+    live = TrainingLog(LIVE / f"transfer_{scenario}") if main else None
+    result = train(model, sampler, val_sets, cfg, seed, name=f"transfer@{scenario}",
+                   log_step=live.logger() if live else None)
     full = ft = None
     if lp.full_ft:
         full = load_estimator(BASE, device)
         ft = train(full, sampler, val_sets, dataclasses.replace(cfg, lr=lp.full_ft_lr), seed,
-                   name=f"full_ft@{scenario}")
+                   name=f"full_ft@{scenario}", log_step=live.logger("full_ft/") if live else None)
     if not main:
         return
     report = {
@@ -75,7 +78,7 @@ def run(scenario, seed, ofdm, norm, lp, cfg, device) -> None:
         "best_step": result.best_step,
         "wall_s": round(result.wall_s, 1),
     }
-    curves = pd.DataFrame(result.history).assign(run="lora")
+    live.finish(result)
     extra = {}
     if ft is not None:
         extra["full_ft"] = full.cpu()
@@ -84,11 +87,9 @@ def run(scenario, seed, ofdm, norm, lp, cfg, device) -> None:
             "val_nmse_db": round(ft.best_val_db[scenario], 3),
             "wall_s": round(ft.wall_s, 1),
         }
-        curves = pd.concat([curves, pd.DataFrame(ft.history).assign(run="full_ft")])
+        live.finish(ft, "full_ft/")
     lora.save_adapter(OUT / scenario, model.cpu(), base_hash,
                       {"scenario": scenario, "trainable_parameters": trainable}, extra)
-    with atomic_path(Path("reports/curves") / f"transfer_{scenario}.csv", suffix=".csv") as tmp:
-        curves.to_csv(tmp, index=False)
     write_json(Path("reports/transfer") / f"{scenario}.json", report)
 
 

@@ -112,3 +112,37 @@ def test_committed_split_counts_follow_from_params():
         counts = np.bincount(got.split, minlength=3).tolist()
         want = [committed[scenario][f"n_{s}"] for s in ("train", "val", "test")]
         assert counts == want, scenario
+
+
+def test_committed_baseline_rows_follow_from_params():
+    """The committed `reports/nmse_vs_snr.csv` rows of LS and both LMMSEs, recomputed from
+    params.yaml alone (PDPs, split, test set, estimators) for one source and one target: equal to
+    0.001 dB, the bar for any machine."""
+    import pandas as pd
+
+    from chanest.baselines import StatLMMSE
+    from chanest.pdp import SCENARIOS
+
+    params = load_params(REPO / "params.yaml")
+    p = config.PDPParams(**params["pdp"])
+    if p.source != "tr38901":
+        pytest.skip("params.yaml reads PDP files (pdp.source: mat_dir)")
+    ofdm, ev, seed = config.ofdm(params), config.eval_params(params), config.seed(params)
+    if config.normalisation(params) != "realisation":
+        pytest.skip("checked for the default normalisation")
+    committed = pd.read_csv(REPO / "reports/nmse_vs_snr.csv")
+    split = SplitConfig(**params["preprocess"]["split"])
+    for scenario in ("UMa_Los", "RMa_Nlos"):
+        pdps = tr38901.generate_pdps(scenario, p.n_drops, p.carrier_ghz * 1e9, seed + 1000 * SCENARIOS.index(scenario),
+                                     inf_subscenario=p.inf_subscenario)
+        got = preprocess(scenario, pdps, ofdm.cp_s, split, seed)
+        batch = fixed_test_set(ChannelSampler(got.pdps.subset(np.flatnonzero(got.split == 2)), ofdm),
+                               ev.snr_db, ev.n_samples, ev.seed)
+        stat = StatLMMSE.from_pdps(got.pdps.subset(np.flatnonzero(got.split == 0)), ofdm)
+        est = {"ls": ls_linear(batch.h_ls, ofdm), "lmmse_stat": stat(batch.h_ls, batch.noise_var),
+               "lmmse_genie": genie_lmmse(batch.h_ls, batch.delays_s, batch.powers, batch.noise_var, ofdm)}
+        for name, h in est.items():
+            e = nmse(h, batch.h)
+            rows = committed[(committed.scenario == scenario) & (committed.method == name)]
+            for s, want in zip(rows.snr_db, rows.nmse_db):
+                assert float(db(e[batch.snr_db == s].mean())) == pytest.approx(want, abs=1e-3), (scenario, name, s)

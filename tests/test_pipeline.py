@@ -21,15 +21,23 @@ def test_repro_runs_every_stage_and_writes_every_output(pipeline):
     for path in ["data/raw/PDP_InF_Los.mat", "data/processed/UMa_Los.npz", "models/base/model.safetensors",
                  "models/base/config.json", "models/base_state.pt", "reports/pdp_stats.json",
                  "reports/figures/delay_spread_cdf.png", "reports/train_base.json",
-                 "reports/curves/train_base.csv", "reports/metrics.json", "reports/nmse_vs_snr.csv",
+                 "reports/live/train_base/metrics.json",
+                 "reports/live/train_base/plots/metrics/val_nmse_db.tsv",
+                 "reports/metrics.json", "reports/nmse_vs_snr.csv",
                  "reports/cross_scenario.csv", "reports/figures/eval/training_curves.png",
                  "reports/figures/eval/lora_gain.png", "reports/figures/eval/cross_scenario.png"]:
         assert (w / path).is_file(), path
     for t in TARGETS:
         for path in [f"models/lora/{t}/adapter_config.json", f"models/lora/{t}/adapter_model.safetensors",
                      f"models/lora/{t}/merged/model.safetensors", f"reports/transfer/{t}.json",
-                     f"reports/curves/transfer_{t}.csv", f"reports/figures/eval/nmse_{t}.png"]:
+                     f"reports/live/transfer_{t}/metrics.json",
+                     f"reports/live/transfer_{t}/plots/metrics/lr.tsv",
+                     f"reports/live/transfer_{t}/plots/metrics/full_ft/val_nmse_db.tsv",
+                     f"reports/figures/eval/nmse_{t}.png"]:
             assert (w / path).is_file(), path
+    for s in SOURCES:
+        assert (w / f"reports/live/train_base/plots/metrics/{s}/val_nmse_db.tsv").is_file(), s
+    assert not (w / "reports/curves").exists()  # the hand-written CSV curves are gone
     status = pipeline.sh("dvc", "status")
     assert "up to date" in status
 
@@ -154,3 +162,43 @@ def test_split_evaluation_equals_evaluating_everything_in_one_process(pipeline):
     assert a.keys() == b.keys()
     for k in a:
         assert np.allclose(a[k], b[k], atol=2e-3, rtol=0), (k, a[k], b[k])
+
+
+def test_exp_show_lists_the_live_training_metrics_and_dvclive_leaves_dvc_yaml_alone(pipeline):
+    """dvclive's files (chanest.live) are declared in dvc.yaml: `dvc exp show` lists the training
+    metrics, `dvc plots show` draws the per-step logs, and no dvc.yaml was written or changed."""
+    w, sh = pipeline.work, pipeline.sh
+    rows = json.loads(sh("dvc", "exp", "show", "--json", "--no-pager"))
+    workspace = next(r for r in rows if r["rev"] == "workspace")["data"]["metrics"]
+    base = workspace["reports/live/train_base/metrics.json"]["data"]
+    assert base["step"] == 10 and base["best_step"] in (0, 5, 10) and base["steps"] == 10
+    assert isinstance(base["val_nmse_db"], float) and base["best_val_nmse_db"] <= base["val_nmse_db"]
+    assert set(SOURCES) <= set(base) and {"train_loss", "lr", "wall_s", "samples_per_s"} <= set(base)
+    for t in TARGETS:
+        live = workspace[f"reports/live/transfer_{t}/metrics.json"]["data"]
+        assert live["steps"] == 6 and isinstance(live["val_nmse_db"], float)
+        assert live[t]["val_nmse_db"] == live["val_nmse_db"]  # one val scenario: its own
+        assert live["full_ft"]["steps"] == 6 and "best_val_nmse_db" in live["full_ft"]
+    header = next(csv.reader(pipeline.exp_show.splitlines()))  # (the fixture's `exp show --csv`)
+    assert any("best_val_nmse_db" in h for h in header) and any(h.endswith("val_nmse_db") for h in header)
+
+    # the per-step logs: every validation step, in order
+    tsv = w / "reports/live/train_base/plots/metrics/val_nmse_db.tsv"
+    rows = list(csv.DictReader(tsv.open(), delimiter="\t"))
+    assert [r["step"] for r in rows] == ["5", "10"] and list(rows[0]) == ["step", "val_nmse_db"]
+    for t in TARGETS:
+        for name in ("val_nmse_db", "full_ft/val_nmse_db"):
+            tsv = w / f"reports/live/transfer_{t}/plots/metrics/{name}.tsv"
+            assert [r["step"] for r in csv.DictReader(tsv.open(), delimiter="\t")] == ["3", "6"]
+
+    # dvclive wrote no dvc.yaml and left the pipeline's byte-identical (also in the commits since)
+    root = sh("git", "rev-list", "--max-parents=0", "HEAD").split()[0]
+    sh("git", "diff", "--quiet", root, "--", "dvc.yaml")
+    assert sorted(str(p.relative_to(w)) for p in w.rglob("dvc.yaml") if ".dvc" not in p.parts) == ["dvc.yaml"]
+    assert not list(w.rglob("report.html")) and not list(w.rglob("report.md"))
+
+    html = (w / "dvc_plots" / "index.html").read_text()
+    assert "reports/live/train_base/plots/metrics/val_nmse_db.tsv" in html
+    for t in TARGETS:
+        assert f"reports/live/transfer_{t}/plots/metrics/val_nmse_db.tsv" in html
+        assert f"reports/live/transfer_{t}/plots/metrics/full_ft/val_nmse_db.tsv" in html

@@ -121,3 +121,96 @@ def test_nproc_and_amp_params_are_checked_naming_the_key():
         config.train({"lora": {**section, "amp": "fp16"}}, "lora")
     with pytest.raises(ParamsError, match=r"base.nproc"):
         config.train({"base": {**section, "nproc": "2"}}, "base")
+
+
+def test_log_step_sees_every_validation_step_and_changes_nothing(small_ofdm):
+    """The logger hook only observes: the same weights and history with or without it."""
+    seen = []
+    model, sampler, val = setup(small_ofdm)
+    logged = train(model, sampler, val, CFG, seed=3, log_step=seen.append)
+    plain_model, sampler, val = setup(small_ofdm)
+    plain = train(plain_model, sampler, val, CFG, seed=3)
+    assert all(torch.equal(v, plain_model.state_dict()[k]) for k, v in model.state_dict().items())
+    assert seen == logged.history == plain.history
+    assert [e["step"] for e in seen] == [20, 40, 60]
+    for e in seen:
+        assert set(e) == {"step", "train_loss", "val_nmse_db", "lr", "scenarios"}
+        assert set(e["scenarios"]) == {"x"}
+        assert e["scenarios"]["x"] == pytest.approx(e["val_nmse_db"], abs=1e-4)
+
+
+def test_a_resumed_run_logs_the_whole_history(small_ofdm, tmp_path):
+    """Stopped after 50 steps (state at 40), resumed: the logger gets 20, 40 (replayed), then 60."""
+
+    class Interrupt(Exception):
+        pass
+
+    state = tmp_path / "state.pt"
+    model, sampler, val = setup(small_ofdm)
+    original, calls = sampler.sample, {"n": 0}
+
+    def sample_then_stop(*a, **k):
+        calls["n"] += 1
+        if calls["n"] > 50:
+            raise Interrupt
+        return original(*a, **k)
+
+    sampler.sample = sample_then_stop
+    first = []
+    with pytest.raises(Interrupt):
+        train(model, sampler, val, CFG, seed=3, state_path=state, run_id="run", log_step=first.append)
+    assert [e["step"] for e in first] == [20, 40]
+
+    resumed = []
+    model, sampler, val = setup(small_ofdm)
+    result = train(model, sampler, val, CFG, seed=3, state_path=state, run_id="run", log_step=resumed.append)
+    assert [e["step"] for e in resumed] == [20, 40, 60]
+    assert resumed == result.history and resumed[:2] == first
+
+
+def test_training_log_writes_dvclive_files_without_dvc_yaml_or_network(tmp_path, monkeypatch):
+    """chanest.live on dvclive: per-step TSVs and metrics.json, no dvc.yaml, no Studio even with a
+    token configured, no socket opened."""
+    import json
+    import socket
+    from types import SimpleNamespace
+
+    from chanest.live import TrainingLog
+    from chanest.plots import read_live_metric
+
+    attempts = []
+
+    def refuse(*a, **k):
+        attempts.append(a)
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setenv("DVC_STUDIO_OFFLINE", "false")  # (restored after the test)
+    monkeypatch.setenv("DVC_STUDIO_TOKEN", "isat_not_a_token")
+    monkeypatch.setenv("DVC_STUDIO_REPO_URL", "https://example.invalid/repo.git")
+    monkeypatch.chdir(tmp_path)
+
+    log = TrainingLog("reports/live/run")
+    entries = [{"step": s, "train_loss": 1.0 / s, "val_nmse_db": -10.0 - s, "lr": 1e-3,
+                "scenarios": {"A": -9.0 - s, "B": -11.0 - s}} for s in (5, 10)]
+    for e in entries:
+        log.logger()(e)
+    for e in entries[:1]:
+        log.logger("full_ft/")(e)
+    log.finish(SimpleNamespace(best_step=10, best_val_db={"mean": -20.0}, steps=10, wall_s=1.23,
+                               samples_per_s=100.0))
+    assert attempts == []
+    d = tmp_path / "reports/live/run"
+    metrics = json.loads((d / "metrics.json").read_text())
+    assert metrics["val_nmse_db"] == -20.0 and metrics["A"]["val_nmse_db"] == -19.0
+    assert metrics["best_step"] == 10 and metrics["wall_s"] == 1.2
+    assert metrics["full_ft"]["val_nmse_db"] == -15.0
+    curve = read_live_metric(d)
+    assert list(curve.columns) == ["step", "val_nmse_db"] and curve.step.tolist() == [5, 10]
+    assert read_live_metric(d, "B/val_nmse_db").val_nmse_db.tolist() == [-16.0, -21.0]
+    assert read_live_metric(d, "full_ft/val_nmse_db").step.tolist() == [5]
+    names = ("train_loss", "lr", "val_nmse_db", "A/val_nmse_db", "B/val_nmse_db")
+    tsvs = [f"reports/live/run/plots/metrics/{p}{m}.tsv" for p in ("", "full_ft/") for m in names]
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert written == sorted(["reports/live/run/metrics.json", *tsvs])  # no dvc.yaml, report, .dvc

@@ -63,6 +63,16 @@ def test_grid_lmmse_is_the_genie_lmmse_with_the_grid_as_taps(small_ofdm):
     assert float(nmse(mine.to(torch.complex128), h).mean()) < 0.3 * float(nmse(ls, h).mean())
 
 
+def test_grid_lmmse_inference_path_equals_the_differentiable_one(small_ofdm):
+    grid, _, power, _, y, s = grid_setup(small_ofdm, batch=50)
+    args = (y.to(torch.complex64), s.float(), power.float())
+    with torch.enable_grad():
+        trained = grid(*args)  # built out of place, solved through hermitian_solve
+    with torch.no_grad():
+        fast = grid(*args)  # built in place, solved directly
+    assert float(nmse(fast, trained).max()) < 1e-12
+
+
 def test_grid_lmmse_gradient_reaches_the_prior(small_ofdm):
     grid, _, power, h, y, s = grid_setup(small_ofdm, batch=8)
     logits = torch.zeros_like(power).float().requires_grad_(True)

@@ -1,8 +1,9 @@
 """Multi-process data-parallel training (``torch.distributed``, DDP): the few helpers the stages need.
 
-A stage with ``nproc: N > 1`` in its params section calls :func:`relaunch` first: outside
-``torchrun`` it re-executes itself as ``torchrun --standalone --nproc_per_node N -m <module> <args>``
-and exits with torchrun's status, so ``dvc.yaml``'s ``cmd`` stays ``python -m stages.<stage>``.
+A stage runs its training inside :func:`processes`, which with ``nproc: N > 1`` calls
+:func:`relaunch`: outside ``torchrun`` it re-executes itself as
+``torchrun --standalone --nproc_per_node N -m <module> <args>`` and exits with torchrun's status,
+so ``dvc.yaml``'s ``cmd`` stays ``python -m stages.<stage>``.
 Inside torchrun (``LOCAL_RANK`` is set) it returns, and :func:`init` joins the process group:
 backend ``gloo`` on the CPU, ``nccl`` on CUDA with each rank on its own device ``cuda:LOCAL_RANK``.
 
@@ -19,7 +20,8 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
@@ -93,6 +95,23 @@ def cleanup() -> None:
     if dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+@contextmanager
+def processes(nproc: int, device_name: str, module: str, args: Sequence[str] = (),
+              key: str = "nproc") -> Iterator[torch.device]:
+    """A training stage's ``nproc`` processes: :func:`relaunch` (never returns when it re-runs the
+    stage under torchrun), :func:`init`, and :func:`cleanup` on exit; yields this rank's device.
+
+    >>> with processes(cfg.nproc, cfg.device, "stages.train_base", key="base.nproc") as device:
+    ...     run(device)
+    """
+    relaunch(nproc, module, args, key)
+    device = init(device_name)
+    try:
+        yield device
+    finally:
+        cleanup()
 
 
 def active() -> bool:

@@ -30,12 +30,8 @@ def main() -> None:
     seed, ofdm, norm = config.seed(params), config.ofdm(params), config.normalisation(params)
     sources, _ = config.scenarios(params)
     cfg = config.train(params, "base")
-    distributed.relaunch(cfg.nproc, "stages.train_base", key="base.nproc")  # returns if nproc 1
-    device = distributed.init(cfg.device)
-    try:
+    with distributed.processes(cfg.nproc, cfg.device, "stages.train_base", key="base.nproc") as device:
         run(params, seed, ofdm, norm, sources, cfg, device)
-    finally:
-        distributed.cleanup()
 
 
 def run(params, seed, ofdm, norm, sources, cfg, device) -> None:

@@ -36,12 +36,8 @@ def main() -> None:
     section = get(params, "lora")
     lp = from_section(lora.LoraParams, {k: v for k, v in section.items() if k in adapter_keys}, "lora")
     cfg = config.train(params, "lora", exclude=tuple(adapter_keys))
-    distributed.relaunch(cfg.nproc, "stages.transfer", [scenario], key="lora.nproc")  # returns if nproc 1
-    device = distributed.init(cfg.device)
-    try:
+    with distributed.processes(cfg.nproc, cfg.device, "stages.transfer", [scenario], key="lora.nproc") as device:
         run(scenario, seed, ofdm, norm, lp, cfg, device)
-    finally:
-        distributed.cleanup()
 
 
 def run(scenario, seed, ofdm, norm, lp, cfg, device) -> None:

@@ -6,11 +6,10 @@ import os
 
 import torch
 
-from chanest import evaluate
 from chanest.ofdm import OFDMConfig
 from chanest.pdp import concat
 from chanest.preprocess import load_processed
-from chanest.synth import ChannelBatch, ChannelSampler
+from chanest.synth import ChannelSampler
 
 
 def sampler(
@@ -39,18 +38,3 @@ def samplers(
 ) -> dict[str, ChannelSampler]:
     """One sampler per scenario."""
     return {s: sampler(processed_dir, [s], split, ofdm, normalisation, device) for s in scenarios}
-
-
-def test_set(
-    processed_dir: str | os.PathLike,
-    scenario: str,
-    ofdm: OFDMConfig,
-    normalisation: str,
-    snr_db: tuple[float, ...],
-    n_per_snr: int,
-    eval_seed: int,
-    device: torch.device | str,
-) -> ChannelBatch:
-    """The fixed test set of ``scenario`` (its test PDPs; :func:`chanest.evaluate.test_set`)."""
-    return evaluate.test_set(sampler(processed_dir, [scenario], "test", ofdm, normalisation, device), snr_db,
-                 n_per_snr, eval_seed)

@@ -31,7 +31,9 @@ import torch
 from torch import Tensor
 
 from chanest import stats
+from chanest.baselines import StatLMMSE, genie_lmmse, ls_linear
 from chanest.io import write_npz
+from chanest.ofdm import OFDMConfig
 from chanest.pdp import SCENARIOS
 from chanest.synth import ChannelBatch, ChannelSampler
 
@@ -67,6 +69,16 @@ def test_set(
 
 
 test_set.__test__ = False  # not a pytest test
+
+
+def baselines(ofdm: OFDMConfig, stat: StatLMMSE) -> dict[str, Estimator]:
+    """The classical estimators on a batch: LS + linear interpolation, the LMMSE with the scenario
+    statistics ``stat`` (from its training PDPs) and the genie LMMSE (told each sample's PDP)."""
+    return {
+        "ls": lambda b: ls_linear(b.h_ls, ofdm),
+        "lmmse_stat": lambda b: stat(b.h_ls, b.noise_var),
+        "lmmse_genie": lambda b: genie_lmmse(b.h_ls, b.delays_s, b.powers, b.noise_var, ofdm),
+    }
 
 
 def cross_mask(snr_db: Tensor | np.ndarray, n: int) -> np.ndarray:

@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from chanest import cli, config, data
-from chanest.baselines import StatLMMSE, genie_lmmse, ls_linear
+from chanest.baselines import StatLMMSE
 from chanest.checkpoint import load_estimator
-from chanest.evaluate import evaluate
+from chanest.evaluate import baselines, evaluate, test_set
 from chanest.params import load_params
+from chanest.preprocess import load_processed
 from chanest.train import resolve_device
 
 PROCESSED, BASE, OUT = Path("data/processed"), Path("models/base"), Path("data/eval/base")
@@ -24,15 +25,10 @@ def main() -> None:
     device = resolve_device(ev.device)
     base = load_estimator(BASE, device).eval()
     for scenario in config.all_scenarios(params):
-        batch = data.test_set(PROCESSED, scenario, ofdm, norm, ev.snr_db, ev.n_samples, ev.seed, device)
-        stat = StatLMMSE.from_pdps(data.sampler(PROCESSED, [scenario], "train", ofdm, norm, device).pdps,
-                                   ofdm, device=device)
-        methods = {
-            "ls": lambda b: ls_linear(b.h_ls, ofdm),
-            "lmmse_stat": lambda b: stat(b.h_ls, b.noise_var),
-            "lmmse_genie": lambda b: genie_lmmse(b.h_ls, b.delays_s, b.powers, b.noise_var, ofdm),
-            "base": lambda b: base(b.h_ls, b.snr_db),
-        }
+        test_pdps = data.sampler(PROCESSED, [scenario], "test", ofdm, norm, device)
+        batch = test_set(test_pdps, ev.snr_db, ev.n_samples, ev.seed)
+        stat = StatLMMSE.from_pdps(load_processed(PROCESSED, scenario, "train"), ofdm, device=device)
+        methods = baselines(ofdm, stat) | {"base": lambda b: base(b.h_ls, b.snr_db)}
         evaluate(scenario, methods, batch, ev.batch_size).save(OUT / f"{scenario}.npz")
 
 

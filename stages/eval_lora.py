@@ -14,7 +14,7 @@ import numpy as np
 
 from chanest import cli, config, data
 from chanest.checkpoint import load_estimator
-from chanest.evaluate import cross_mask, evaluate
+from chanest.evaluate import cross_mask, evaluate, test_set
 from chanest.lora import merged_path, read_meta
 from chanest.params import load_params
 from chanest.pdp import check_scenario
@@ -35,7 +35,8 @@ def main() -> None:
         models["full_ft"] = load_estimator(LORA / target / "full_ft", device).eval()
     meta = {"trainable_parameters": read_meta(LORA / target)["trainable_parameters"]}
     for scenario in config.all_scenarios(params):
-        batch = data.test_set(PROCESSED, scenario, ofdm, norm, ev.snr_db, ev.n_samples, ev.seed, device)
+        test_pdps = data.sampler(PROCESSED, [scenario], "test", ofdm, norm, device)
+        batch = test_set(test_pdps, ev.snr_db, ev.n_samples, ev.seed)
         own = scenario == target  # the full fine-tuning reference is compared on its own scenario only
         methods = {name: (lambda b, m=m: m(b.h_ls, b.snr_db))
                    for name, m in models.items() if own or name == "lora"}

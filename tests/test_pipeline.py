@@ -115,11 +115,13 @@ def test_split_evaluation_equals_evaluating_everything_in_one_process(pipeline):
     import numpy as np
 
     from chanest import config, data
-    from chanest.baselines import StatLMMSE, genie_lmmse, ls_linear
+    from chanest.baselines import StatLMMSE
     from chanest.checkpoint import load_estimator
-    from chanest.evaluate import build_report, cross_mask, evaluate
+    from chanest.evaluate import baselines, build_report, cross_mask, evaluate
+    from chanest.evaluate import test_set as fixed_test_set
     from chanest.lora import read_meta
     from chanest.params import load_params
+    from chanest.preprocess import load_processed
 
     w = pipeline.work
     params = load_params(w / "params.yaml")
@@ -130,11 +132,10 @@ def test_split_evaluation_equals_evaluating_everything_in_one_process(pipeline):
         models[f"full_ft:{t}"] = load_estimator(w / f"models/lora/{t}/full_ft")
     reference, adapters = {}, {t: {} for t in TARGETS}
     for s in SOURCES + TARGETS:
-        batch = data.test_set(w / "data/processed", s, ofdm, norm, ev.snr_db, ev.n_samples, ev.seed, "cpu")
-        stat = StatLMMSE.from_pdps(data.sampler(w / "data/processed", [s], "train", ofdm, norm, "cpu").pdps, ofdm)
-        methods = {"ls": lambda b: ls_linear(b.h_ls, ofdm), "lmmse_stat": lambda b: stat(b.h_ls, b.noise_var),
-                   "lmmse_genie": lambda b: genie_lmmse(b.h_ls, b.delays_s, b.powers, b.noise_var, ofdm)}
-        methods |= {k: (lambda b, m=m: m.eval()(b.h_ls, b.snr_db)) for k, m in models.items()}
+        batch = fixed_test_set(data.sampler(w / "data/processed", [s], "test", ofdm, norm, "cpu"), ev.snr_db,
+                               ev.n_samples, ev.seed)
+        stat = StatLMMSE.from_pdps(load_processed(w / "data/processed", s, "train"), ofdm)
+        methods = baselines(ofdm, stat) | {k: (lambda b, m=m: m.eval()(b.h_ls, b.snr_db)) for k, m in models.items()}
         full = evaluate(s, methods, batch, chunk=10_000)
         reference[s] = dataclasses.replace(full, errors={k: full.errors[k] for k in
                                                          ("ls", "lmmse_stat", "lmmse_genie", "base")})

@@ -45,7 +45,7 @@ Estimator = Callable[[ChannelBatch], Tensor]
 GAP_SNR_DB = (0.0, 30.0)
 
 #: The rows of a scenario in the reports, in this order (adapted models on targets only).
-METHODS = ("ls", "lmmse_stat", "lmmse_genie", "base", "lora", "full_ft")
+METHODS = ("ls", "lmmse_stat", "lmmse_genie", "base", "lora", "full_ft", "scratch")
 
 
 # --------------------------------------------------------------------------------------------
@@ -212,7 +212,7 @@ def build_report(
     """Join the evaluation parts into the reports.
 
     reference: scenario -> the baselines and ``base`` on its full test set.
-    adapters: target -> scenario -> that target's adapter (``lora``, and ``full_ft`` if trained)
+    adapters: target -> scenario -> that target's adapter (``lora``; ``full_ft``, ``scratch`` if trained)
         on its own full test set, and ``lora`` on the cross subset (:func:`cross_mask`) of the
         other scenarios.
     Intervals: ``n_boot`` replicates of the PDP bootstrap, seeded by ``seed`` and the scenario.
@@ -249,7 +249,7 @@ def build_report(
             entry["gap_to_genie_db"] = _r(gap[0])
             entry["gap_to_genie_ci_db"] = [_r(v) for v in stats.interval(gap[1:])]
             metrics[scenario][m] = entry
-        for m in ("lora", "full_ft"):
+        for m in ("lora", "full_ft", "scratch"):
             if m in db:
                 gain = (db["base"] - db[m]).mean(axis=1)
                 metrics[scenario][f"{m}_gain_db"] = _r(gain[0])

@@ -88,3 +88,9 @@ def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
             entry = io.BytesIO()
             np.lib.format.write_array(entry, np.asanyarray(array), allow_pickle=False)
             zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), entry.getvalue())
+
+
+def write_csv(df, path: str | os.PathLike) -> None:
+    """A pandas frame as CSV (no index), atomically."""
+    with atomic_path(path, suffix=".csv") as tmp:
+        df.to_csv(tmp, index=False)

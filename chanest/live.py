@@ -11,7 +11,8 @@ A training stage opens one :class:`TrainingLog` on its directory under ``reports
   ``best_val_nmse_db``, ``steps``, ``wall_s``, ``samples_per_s``.
 
 A second run in the same directory logs under a prefix: a transfer's full fine-tuning reference
-writes ``full_ft/val_nmse_db`` etc. (``plots/metrics/full_ft/*.tsv``, ``metrics.json`` key ``full_ft``).
+writes ``full_ft/val_nmse_db`` etc. (``plots/metrics/full_ft/*.tsv``, ``metrics.json`` key ``full_ft``),
+its from-scratch reference the same under ``scratch/``.
 
 dvc.yaml declares these files itself (``metrics:`` and ``plots:``, ``cache: false``), so dvclive is
 configured to stay out of the pipeline's way: it never writes a ``dvc.yaml`` (``dvcyaml=False``),

@@ -42,12 +42,15 @@ class AdapterError(CheckpointError):
 
 @dataclass(frozen=True)
 class LoraParams:
-    """Adapter settings (``lora`` params section; its optimisation keys go to ``TrainConfig``).
+    """Adaptation settings (``lora`` params section; its optimisation keys go to ``TrainConfig``).
 
     r: rank; alpha: scaling numerator (scale = alpha / r); dropout: on the adapter input;
     target_modules: exact module names (last path component) to adapt; rank_pattern: per-module
     rank overrides (peft's ``rank_pattern``, e.g. ``{ffnn_linear1: 16}``); full_ft: also train a
-    full fine-tuning reference (all weights trainable) with ``full_ft_lr``.
+    full fine-tuning reference (all weights trainable) with ``full_ft_lr``; scratch: also train the
+    base's architecture from random initialisation with ``scratch_lr`` for ``scratch_steps``;
+    target_pdps: how many target train PDPs every one of them sees (an int or ``"all"``, see
+    :func:`chanest.adapt.budget_index`).
     """
 
     r: int = 8
@@ -57,12 +60,21 @@ class LoraParams:
     rank_pattern: dict[str, int] = field(default_factory=dict)
     full_ft: bool = False
     full_ft_lr: float = 5.0e-4
+    scratch: bool = False
+    scratch_lr: float = 3.0e-3
+    scratch_steps: int = 400
+    target_pdps: int | str = "all"
 
     def __post_init__(self) -> None:
         if self.r < 1:
             raise ValueError(f"lora.r must be >= 1, got {self.r}")
         if not self.target_modules:
             raise ValueError("lora.target_modules is empty")
+        if self.scratch_steps < 1:
+            raise ValueError(f"lora.scratch_steps must be >= 1, got {self.scratch_steps}")
+        if not (self.target_pdps == "all" or (isinstance(self.target_pdps, int) and self.target_pdps >= 1)):
+            raise ValueError(f"lora.target_pdps must be a positive number of PDPs or 'all', got "
+                             f"{self.target_pdps!r}")
 
 
 def adaptable_names(model: nn.Module) -> set[str]:

@@ -21,6 +21,7 @@ METHOD_STYLE = {
     "base": dict(color="tab:orange", marker="^", label="base"),
     "lora": dict(color="tab:green", marker="v", label="LoRA"),
     "full_ft": dict(color="tab:red", marker="x", label="full fine-tuning"),
+    "scratch": dict(color="tab:purple", marker="D", label="from scratch"),
 }
 
 
@@ -106,4 +107,75 @@ def training_curves(curves: dict[str, pd.DataFrame], path: str | os.PathLike) ->
     ax.set(xlabel="step", ylabel="val NMSE (dB)", title="training curves")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+FRONTIER_STYLE = {
+    "base": dict(color="tab:orange", linestyle=":", label="base, zero-shot"),
+    "lora_r1": dict(color="#a1d99b", marker="v", label="LoRA r=1"),
+    "lora_r4": dict(color="#41ab5d", marker="v", label="LoRA r=4"),
+    "lora_r16": dict(color="#005a32", marker="v", label="LoRA r=16"),
+    "full_ft": dict(color="tab:red", marker="x", label="full fine-tuning"),
+    "scratch": dict(color="tab:purple", marker="D", label="from scratch"),
+}
+
+
+def _frontier_axes(n: int) -> tuple[plt.Figure, np.ndarray]:
+    cols = min(n, 2)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.8 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, axes.flat
+
+
+def frontier_vs_pdps(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Gap to the genie (dB, 95% PDP-bootstrap interval) vs target train PDPs, one panel per target,
+    one line per method; the base's zero-shot gap as a level (``df``: the frontier table)."""
+    scenarios = list(dict.fromkeys(df.scenario))
+    fig, axes = _frontier_axes(len(scenarios))
+    for ax, scenario in zip(axes, scenarios):
+        sub = df[df.scenario == scenario]
+        lines = [f"lora_r{int(r)}" if m == "lora" else m for m, r in zip(sub.method, sub.r)]
+        for name in dict.fromkeys(lines):
+            g = sub[[n == name for n in lines]].sort_values("target_pdps")
+            style = FRONTIER_STYLE.get(name, dict(label=name))
+            if name == "base":
+                ax.axhline(g.gap_to_genie_db.iloc[0], **style)
+                ax.axhspan(g.ci_low_db.iloc[0], g.ci_high_db.iloc[0], color=style["color"], alpha=0.1)
+                continue
+            err = np.vstack([g.gap_to_genie_db - g.ci_low_db, g.ci_high_db - g.gap_to_genie_db])
+            ax.errorbar(g.target_pdps, g.gap_to_genie_db, yerr=err, capsize=2, markersize=4, **style)
+        ax.set(xscale="log", xlabel="target train PDPs", ylabel="gap to genie LMMSE (dB)", title=scenario)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=7)
+    _save(fig, path)
+
+
+def frontier_vs_weights(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Gap to the genie (dB) vs trainable weights (LoRA r=1..16, full fine-tuning), one line per
+    budget of target PDPs; from scratch (as many weights as full fine-tuning) as open markers."""
+    scenarios = list(dict.fromkeys(df.scenario))
+    fig, axes = _frontier_axes(len(scenarios))
+    cmap = plt.get_cmap("viridis")
+    for ax, scenario in zip(axes, scenarios):
+        sub = df[(df.scenario == scenario) & (df.method != "base")]
+        budgets = sorted(set(sub.target_pdps))
+        for i, n in enumerate(budgets):
+            color = cmap(i / max(1, len(budgets) - 1))
+            g = sub[(sub.target_pdps == n) & (sub.method != "scratch")].sort_values("trainable_parameters")
+            ax.plot(g.trainable_parameters, g.gap_to_genie_db, marker="o", markersize=4, color=color,
+                    label=f"{n} PDPs")
+            s = sub[(sub.target_pdps == n) & (sub.method == "scratch")]
+            ax.plot(s.trainable_parameters * 1.15, s.gap_to_genie_db, marker="D", markersize=5,
+                    linestyle="", markerfacecolor="none", color=color)
+        base = df[(df.scenario == scenario) & (df.method == "base")].gap_to_genie_db
+        if len(base):
+            ax.axhline(base.iloc[0], color="tab:orange", linestyle=":", label="base, zero-shot")
+        ax.set(xscale="log", xlabel="trainable weights (open diamonds: from scratch)",
+               ylabel="gap to genie LMMSE (dB)", title=scenario)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=7)
     _save(fig, path)

@@ -1,4 +1,5 @@
-"""Stage `eval_lora@<Target>`: one target's adapter (and full fine-tuning reference, if trained).
+"""Stage `eval_lora@<Target>`: one target's adapter (and its full fine-tuning / from-scratch
+references, if trained).
 
 On its own scenario: the full fixed test set; on every other scenario: the cross subset
 (``eval.cross_n_samples`` per SNR) for the cross-scenario table. Writes per-sample errors to
@@ -31,13 +32,14 @@ def main() -> None:
     ofdm, norm, ev = config.ofdm(params), config.normalisation(params), config.eval_params(params)
     device = resolve_device(ev.device)
     models = {"lora": load_estimator(merged_path(LORA / target).parent, device).eval()}
-    if (LORA / target / "full_ft").is_dir():
-        models["full_ft"] = load_estimator(LORA / target / "full_ft", device).eval()
+    for reference in ("full_ft", "scratch"):  # trained with lora.full_ft / lora.scratch
+        if (LORA / target / reference).is_dir():
+            models[reference] = load_estimator(LORA / target / reference, device).eval()
     meta = {"trainable_parameters": read_meta(LORA / target)["trainable_parameters"]}
     for scenario in config.all_scenarios(params):
         test_pdps = data.sampler(PROCESSED, [scenario], "test", ofdm, norm, device)
         batch = test_set(test_pdps, ev.snr_db, ev.n_samples, ev.seed)
-        own = scenario == target  # the full fine-tuning reference is compared on its own scenario only
+        own = scenario == target  # the references are compared on their own scenario only
         methods = {name: (lambda b, m=m: m(b.h_ls, b.snr_db))
                    for name, m in models.items() if own or name == "lora"}
         index = None if own else np.flatnonzero(cross_mask(batch.snr_db, ev.cross_n_samples))

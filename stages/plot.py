@@ -27,8 +27,10 @@ def main() -> None:
     curves = {"base": plots.read_live_metric(live / "train_base")}
     for t in targets:
         curves[f"lora {t}"] = plots.read_live_metric(live / f"transfer_{t}")
-        if plots.live_metric_path(live / f"transfer_{t}", "full_ft/val_nmse_db").is_file():
-            curves[f"full_ft {t}"] = plots.read_live_metric(live / f"transfer_{t}", "full_ft/val_nmse_db")
+        for reference in ("full_ft", "scratch"):
+            if plots.live_metric_path(live / f"transfer_{t}", f"{reference}/val_nmse_db").is_file():
+                curves[f"{reference} {t}"] = plots.read_live_metric(live / f"transfer_{t}",
+                                                                    f"{reference}/val_nmse_db")
     plots.training_curves(curves, OUT / "training_curves.png")
 
 

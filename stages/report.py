@@ -10,19 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from chanest import cli, config
 from chanest.evaluate import TestErrors, build_report, wide
-from chanest.io import atomic_path, write_json
+from chanest.io import write_csv, write_json
 from chanest.params import load_params
 
 EVAL, REPORTS = Path("data/eval"), Path("reports")
-
-
-def write_csv(df: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path, suffix=".csv") as tmp:
-        df.to_csv(tmp, index=False)
 
 
 def main() -> None:

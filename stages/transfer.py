@@ -3,24 +3,25 @@
 With ``lora.nproc: N > 1`` it re-runs itself under ``torchrun`` with N processes (DDP around the
 peft model, see :mod:`chanest.distributed`); rank 0 alone validates and writes the outputs.
 Training metrics go to ``reports/live/transfer_<Scenario>/`` through dvclive (see :mod:`chanest.live`),
-those of the full fine-tuning reference (``lora.full_ft``) under the prefix ``full_ft/``.
+those of the full fine-tuning and from-scratch references (``lora.full_ft``, ``lora.scratch``) under
+the prefixes ``full_ft/`` and ``scratch/``. Every method sees the same ``lora.target_pdps`` train
+PDPs of the target (see :mod:`chanest.adapt`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sys
 from pathlib import Path
 
-from chanest import cli, config, data, distributed, lora
+from chanest import adapt, cli, config, data, distributed, lora
 from chanest.checkpoint import load_estimator
 from chanest.io import write_json
 from chanest.live import LIVE, TrainingLog
 from chanest.model import n_parameters
-from chanest.params import from_section, get, load_params
+from chanest.params import load_params
 from chanest.pdp import check_scenario
-from chanest.train import make_val_sets, train
+from chanest.train import make_val_sets
 
 PROCESSED, BASE, OUT = Path("data/processed"), Path("models/base"), Path("models/lora")
 log = logging.getLogger("stages.transfer")
@@ -32,10 +33,7 @@ def main() -> None:
     scenario = check_scenario(sys.argv[1])
     params = load_params()
     seed, ofdm, norm = config.seed(params), config.ofdm(params), config.normalisation(params)
-    adapter_keys = {f.name for f in dataclasses.fields(lora.LoraParams)}
-    section = get(params, "lora")
-    lp = from_section(lora.LoraParams, {k: v for k, v in section.items() if k in adapter_keys}, "lora")
-    cfg = config.train(params, "lora", exclude=tuple(adapter_keys))
+    lp, cfg = adapt.settings(params)
     with distributed.processes(cfg.nproc, cfg.device, "stages.transfer", [scenario], key="lora.nproc") as device:
         run(scenario, seed, ofdm, norm, lp, cfg, device)
 
@@ -43,30 +41,30 @@ def main() -> None:
 def run(scenario, seed, ofdm, norm, lp, cfg, device) -> None:
     """Adapt on this rank's device; rank 0 writes the outputs."""
     main = distributed.is_main()
-    sampler = data.sampler(PROCESSED, [scenario], "train", ofdm, norm, device)
+    sampler = adapt.target_sampler(PROCESSED, scenario, lp.target_pdps, seed, ofdm, norm, device)
     val_sets = (make_val_sets(data.samplers(PROCESSED, [scenario], "val", ofdm, norm, device), cfg, seed + 2)
                 if main else {})
     base = load_estimator(BASE, device)
     base_params, base_hash = n_parameters(base), lora.state_hash(base)
-    model = lora.wrap(base, lp, seed)
-    trainable = n_parameters(model, trainable_only=True)
-    log.info("%s: %d trainable of %d base parameters (%.2f%%)", scenario, trainable, base_params,
-             100 * trainable / base_params)
     live = TrainingLog(LIVE / f"transfer_{scenario}") if main else None
-    result = train(model, sampler, val_sets, cfg, seed, name=f"transfer@{scenario}",
-                   log_step=live.logger() if live else None)
-    full = ft = None
-    if lp.full_ft:
-        full = load_estimator(BASE, device)
-        ft = train(full, sampler, val_sets, dataclasses.replace(cfg, lr=lp.full_ft_lr), seed,
-                   name=f"full_ft@{scenario}", log_step=live.logger("full_ft/") if live else None)
+    runs = {}
+    for method in ("lora", "full_ft", "scratch"):
+        if method == "lora" or getattr(lp, method):
+            prefix = "" if method == "lora" else f"{method}/"
+            runs[method] = adapt.adapt(method, BASE, sampler, val_sets, cfg, lp, seed, device,
+                                       name=f"{method}@{scenario}",
+                                       log_step=live.logger(prefix) if live else None)
     if not main:
         return
+    model, result, trainable = runs["lora"].model, runs["lora"].result, runs["lora"].trainable_parameters
+    log.info("%s: %d trainable of %d base parameters (%.2f%%), %d train PDPs", scenario, trainable,
+             base_params, 100 * trainable / base_params, len(sampler))
     report = {
         "scenario": scenario,
         "trainable_parameters": trainable,
         "base_parameters": base_params,
         "trainable_share": round(trainable / base_params, 5),
+        "target_pdps": len(sampler),
         "val_nmse_db_base": round(result.initial_val_db[scenario], 3),
         "val_nmse_db_lora": round(result.best_val_db[scenario], 3),
         "val_gain_db": round(result.initial_val_db[scenario] - result.best_val_db[scenario], 3),
@@ -76,14 +74,16 @@ def run(scenario, seed, ofdm, norm, lp, cfg, device) -> None:
     }
     live.finish(result)
     extra = {}
-    if ft is not None:
-        extra["full_ft"] = full.cpu()
-        report["full_ft"] = {
-            "trainable_parameters": n_parameters(full, trainable_only=True),
-            "val_nmse_db": round(ft.best_val_db[scenario], 3),
-            "wall_s": round(ft.wall_s, 1),
+    for method, run_ in runs.items():
+        if method == "lora":
+            continue
+        extra[method] = run_.model.cpu()
+        report[method] = {
+            "trainable_parameters": run_.trainable_parameters,
+            "val_nmse_db": round(run_.result.best_val_db[scenario], 3),
+            "wall_s": round(run_.result.wall_s, 1),
         }
-        live.finish(ft, "full_ft/")
+        live.finish(run_.result, f"{method}/")
     lora.save_adapter(OUT / scenario, model.cpu(), base_hash,
                       {"scenario": scenario, "trainable_parameters": trainable}, extra)
     write_json(Path("reports/transfer") / f"{scenario}.json", report)

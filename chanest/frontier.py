@@ -94,8 +94,9 @@ _WORKER: dict = {}  # the cell's sampler, val and test sets, built once per work
 
 
 def _init_worker(cell: Cell) -> None:
-    from chanest.cli import setup_logging
+    from chanest.cli import setup_logging, tune_malloc
 
+    tune_malloc()
     setup_logging()
     torch.set_num_threads(1)
     device = resolve_device(cell.device)

@@ -71,7 +71,9 @@ def table(reference: TestErrors, cells: dict[adapt.Budget, TestErrors], n_boot: 
         rows.append(row | {"wall_s": wall})
     df = pd.DataFrame(rows)
     df["r"] = df["r"].astype("Int64")
-    return df
+    order = df.method.map(ORDER.index)
+    df = df.assign(_o=order, _r=df.r.fillna(0)).sort_values(["_o", "_r", "target_pdps"], kind="stable")
+    return df.drop(columns=["_o", "_r"]).reset_index(drop=True)
 
 
 def label(method: str, r: object) -> str:
@@ -85,7 +87,7 @@ def wide(df: pd.DataFrame, scenario: str) -> pd.DataFrame:
     sub["line"] = [label(m, r) for m, r in zip(sub.method, sub.r)]
     out = sub[sub.method != "base"].pivot(index="target_pdps", columns="line", values="gap_to_genie_db")
     out.insert(0, "base", float(sub.loc[sub.method == "base", "gap_to_genie_db"].iloc[0]))
-    return out[["base", *dict.fromkeys(sub.line[sub.method != "base"])]].reset_index()
+    return out[["base", *dict.fromkeys(sub.line[sub.method != "base"])]].reset_index().rename_axis(columns=None)
 
 
 def summary(df: pd.DataFrame) -> dict:

@@ -123,7 +123,8 @@ FRONTIER_STYLE = {
 def _frontier_axes(n: int) -> tuple[plt.Figure, np.ndarray]:
     cols = min(n, 2)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.8 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.8 * rows), squeeze=False,
+                             constrained_layout=True)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, axes.flat
@@ -178,4 +179,36 @@ def frontier_vs_weights(df: pd.DataFrame, path: str | os.PathLike) -> None:
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3, which="both")
     axes[0].legend(fontsize=7)
+    _save(fig, path)
+
+
+LINK_STYLE = {
+    "perfect": dict(color="k", linestyle="--", marker="", label="perfect CSI (floor)"),
+    **{k: v for k, v in METHOD_STYLE.items() if k != "lmmse_genie"},
+    "lmmse_genie": dict(color="k", marker=".", linestyle=":", label="genie LMMSE"),
+}
+
+
+def bler_vs_snr(df: pd.DataFrame, crossings: dict, path: str | os.PathLike) -> None:
+    """BLER vs SNR (log BLER) of every method, one panel per MCS, the 10% line and each method's
+    fitted crossing in the legend (``df``: one target's rows of ``reports/bler_vs_snr.csv``)."""
+    mcs_list = list(dict.fromkeys(df.mcs))
+    fig, axes = plt.subplots(1, len(mcs_list), figsize=(5.5 * len(mcs_list), 4), squeeze=False,
+                             constrained_layout=True)
+    for ax, mcs in zip(axes[0], mcs_list):
+        sub = df[df.mcs == mcs]
+        for method, g in sub.groupby("method", sort=False):
+            g = g.sort_values("snr_db")
+            style = dict(LINK_STYLE.get(method, dict(label=method)))
+            s10 = crossings.get(method, {}).get(mcs, {})
+            if s10:
+                style["label"] = f"{style['label']}: {next(iter(s10.values())):.2f} dB"
+            y = g.bler.clip(lower=1e-3)
+            err = [(y - g.ci_low.clip(lower=1e-3)).clip(lower=0), (g.ci_high - y).clip(lower=0)]
+            ax.errorbar(g.snr_db, y, yerr=err, capsize=2, markersize=4, **style)
+        ax.axhline(0.1, color="0.6", linewidth=0.8)
+        ax.set(yscale="log", ylim=(1e-3, 1.05), xlabel="SNR per data RE (dB)", ylabel="BLER",
+               title=f"{df.scenario.iloc[0]}, {mcs}")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
     _save(fig, path)

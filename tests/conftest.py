@@ -60,7 +60,10 @@ TINY = {
     "model": {"d_model": 16, "n_heads": 2, "n_layers": 1, "d_ff": 32},
     "base": {"steps": 10, "batch_size": 16, "val_every": 5, "val_samples": 8, "checkpoint_every": 5},
     "lora": {"steps": 6, "batch_size": 16, "val_every": 3, "val_samples": 8, "r": 4, "rank_pattern": {},
-             "full_ft": True},
+             "full_ft": True, "scratch": True, "scratch_steps": 6, "target_pdps": 10},
+    "frontier": {"budgets": [4, "all"], "ranks": [1, 4, 16], "workers": 2},
+    "link": {"methods": ["perfect", "ls", "lora"], "mcs_index": [7], "batch_size": 8, "min_errors": 4,
+             "max_blocks": 16, "n_boot": 100},
     "eval": {"n_samples": 60, "cross_n_samples": 20, "snr_db": [0.0, 10.0, 20.0]},
 }
 
@@ -111,7 +114,8 @@ def temp_repo(work: Path, params: dict) -> Callable[..., str]:
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory) -> SimpleNamespace:
     """The real `dvc repro` (twice), a forced `pdp` re-run, `dvc exp run -S lora.r=2`, `metrics diff`,
-    `exp show` and `plots show` on TINY params in a temp git repo; run once per test session."""
+    `exp show` and `plots show` on TINY params in a temp git repo, then the frontier (twice: a
+    budget added) and the link pipelines; run once per test session."""
     work = tmp_path_factory.mktemp("e2e") / "repo"
     params = merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY)
     sh = temp_repo(work, params)
@@ -119,7 +123,7 @@ def pipeline(tmp_path_factory) -> SimpleNamespace:
     ns.first = sh("dvc", "repro")
     ns.second = sh("dvc", "repro")
     sh("dvc", "repro", "-f", "-s", "pdp")  # the same PDPs again: byte-identical files ...
-    ns.status_after_rerun = sh("dvc", "status")  # ... so nothing downstream is out of date
+    ns.status_after_rerun = sh("dvc", "status", "dvc.yaml")  # ... so nothing downstream is out of date
     sh("git", "add", "-A")
     sh("git", "commit", "-qm", "results, r=4")
     ns.metrics_before = json.loads((work / "reports/metrics.json").read_text())
@@ -129,4 +133,17 @@ def pipeline(tmp_path_factory) -> SimpleNamespace:
     ns.metrics_diff = sh("dvc", "metrics", "diff", "HEAD~1", "HEAD", "--json")
     ns.exp_show = sh("dvc", "exp", "show", "--csv")
     ns.plots = sh("dvc", "plots", "show", "-o", str(work / "dvc_plots"))
+    # the frontier (frontier/dvc.yaml), then a budget added to its list
+    ns.frontier_first = sh("dvc", "repro", "frontier/dvc.yaml")
+    ns.frontier_csv_first = (work / "reports/frontier.csv").read_text()
+    # (edited as text: a YAML round trip would turn `dvc exp run`'s bare `amp: off` into `false`)
+    text = (work / "params.yaml").read_text()
+    assert text.count("budgets:\n  - 4\n  - all\n") == 1, text
+    (work / "params.yaml").write_text(text.replace("budgets:\n  - 4\n  - all\n", "budgets:\n  - 4\n  - 8\n  - all\n"))
+    ns.frontier_status = sh("dvc", "status", "frontier/dvc.yaml")
+    ns.frontier_second = sh("dvc", "repro", "frontier/dvc.yaml")
+    ns.frontier_plots = sh("dvc", "plots", "show", "-o", str(work / "frontier_plots"))
+    ns.link = sh("dvc", "repro", "link/dvc.yaml")  # the PUSCH link (link/dvc.yaml)
+    sh("git", "add", "-A")
+    sh("git", "commit", "-qm", "frontier and link results")
     return ns

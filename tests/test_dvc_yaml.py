@@ -10,7 +10,7 @@ import yaml
 from conftest import REPO
 
 STAGES = {f"{where}:{name}": stage
-          for where in ("dvc.yaml", "frontier/dvc.yaml")
+          for where in ("dvc.yaml", "frontier/dvc.yaml", "link/dvc.yaml")
           for name, stage in yaml.safe_load((REPO / where).read_text())["stages"].items()}
 IMPORT = re.compile(r"^\s*(?:from (chanest(?:\.\w+)?) import ([\w, ]+)|import (chanest\.\w+))", re.M)
 

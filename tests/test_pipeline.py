@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 
 import matplotlib.image
@@ -38,7 +39,7 @@ def test_repro_runs_every_stage_and_writes_every_output(pipeline):
     for s in SOURCES:
         assert (w / f"reports/live/train_base/plots/metrics/{s}/val_nmse_db.tsv").is_file(), s
     assert not (w / "reports/curves").exists()  # the hand-written CSV curves are gone
-    status = pipeline.sh("dvc", "status")
+    status = pipeline.sh("dvc", "status", "dvc.yaml")  # (the frontier's stages are not run by default)
     assert "up to date" in status
 
 
@@ -84,7 +85,7 @@ def test_reports_have_the_documented_shape(pipeline):
     for s in SOURCES + TARGETS:
         methods = {m for (sc, m, _) in by if sc == s}
         assert methods == ({"ls", "lmmse_stat", "lmmse_genie", "base"}
-                           | ({"lora", "full_ft"} if s in TARGETS else set()))
+                           | ({"lora", "full_ft", "scratch"} if s in TARGETS else set()))
         for snr in (0.0, 10.0, 20.0):
             assert by[s, "lmmse_genie", snr] <= by[s, "lmmse_stat", snr] + 0.05, (s, snr)
             if snr <= 10:  # (from ~24 training PDPs the scenario statistics can lose to LS at 20 dB)
@@ -94,7 +95,7 @@ def test_reports_have_the_documented_shape(pipeline):
     assert set(metrics) == set(SOURCES + TARGETS)
     for t in TARGETS:
         assert {"lora_gain_db", "trainable_parameters", "lora", "base"} <= set(metrics[t])
-        for method in ("lora", "full_ft"):
+        for method in ("lora", "full_ft", "scratch"):
             assert set(metrics[t][method]) == {"nmse_db_mean", "nmse_db_at_10", "nmse_db_at_20", "gap_to_genie_db",
                                                "gap_to_genie_ci_db"}
             lo, hi = metrics[t][method]["gap_to_genie_ci_db"]
@@ -130,6 +131,7 @@ def test_split_evaluation_equals_evaluating_everything_in_one_process(pipeline):
     for t in TARGETS:
         models[f"lora:{t}"] = load_estimator(w / f"models/lora/{t}/merged")
         models[f"full_ft:{t}"] = load_estimator(w / f"models/lora/{t}/full_ft")
+        models[f"scratch:{t}"] = load_estimator(w / f"models/lora/{t}/scratch")
     reference, adapters = {}, {t: {} for t in TARGETS}
     for s in SOURCES + TARGETS:
         batch = fixed_test_set(data.sampler(w / "data/processed", [s], "test", ofdm, norm, "cpu"), ev.snr_db,
@@ -144,7 +146,8 @@ def test_split_evaluation_equals_evaluating_everything_in_one_process(pipeline):
             if t == s:
                 meta = {"trainable_parameters": read_meta(w / f"models/lora/{t}")["trainable_parameters"]}
                 adapters[t][s] = dataclasses.replace(full, meta=meta, errors={
-                    "lora": full.errors[f"lora:{t}"], "full_ft": full.errors[f"full_ft:{t}"]})
+                    "lora": full.errors[f"lora:{t}"], "full_ft": full.errors[f"full_ft:{t}"],
+                    "scratch": full.errors[f"scratch:{t}"]})
             else:
                 adapters[t][s] = dataclasses.replace(
                     full, index=np.flatnonzero(mask), snr_db=full.snr_db[mask], pdp_index=full.pdp_index[mask],
@@ -180,6 +183,7 @@ def test_exp_show_lists_the_live_training_metrics_and_dvclive_leaves_dvc_yaml_al
         assert live["steps"] == 6 and isinstance(live["val_nmse_db"], float)
         assert live[t]["val_nmse_db"] == live["val_nmse_db"]  # one val scenario: its own
         assert live["full_ft"]["steps"] == 6 and "best_val_nmse_db" in live["full_ft"]
+        assert live["scratch"]["steps"] == 6 and "best_val_nmse_db" in live["scratch"]
     header = next(csv.reader(pipeline.exp_show.splitlines()))  # (the fixture's `exp show --csv`)
     assert any("best_val_nmse_db" in h for h in header) and any(h.endswith("val_nmse_db") for h in header)
 
@@ -195,7 +199,8 @@ def test_exp_show_lists_the_live_training_metrics_and_dvclive_leaves_dvc_yaml_al
     # dvclive wrote no dvc.yaml and left the pipeline's byte-identical (also in the commits since)
     root = sh("git", "rev-list", "--max-parents=0", "HEAD").split()[0]
     sh("git", "diff", "--quiet", root, "--", "dvc.yaml")
-    assert sorted(str(p.relative_to(w)) for p in w.rglob("dvc.yaml") if ".dvc" not in p.parts) == ["dvc.yaml"]
+    assert (sorted(str(p.relative_to(w)) for p in w.rglob("dvc.yaml") if ".dvc" not in p.parts)
+            == ["dvc.yaml", "frontier/dvc.yaml", "link/dvc.yaml"])
     assert not list(w.rglob("report.html")) and not list(w.rglob("report.md"))
 
     html = (w / "dvc_plots" / "index.html").read_text()
@@ -203,3 +208,69 @@ def test_exp_show_lists_the_live_training_metrics_and_dvclive_leaves_dvc_yaml_al
     for t in TARGETS:
         assert f"reports/live/transfer_{t}/plots/metrics/val_nmse_db.tsv" in html
         assert f"reports/live/transfer_{t}/plots/metrics/full_ft/val_nmse_db.tsv" in html
+
+
+FRONTIER_COLUMNS = ["scenario", "method", "r", "target_pdps", "trainable_parameters", "gap_to_genie_db",
+                    "ci_low_db", "ci_high_db", "delta_vs_full_ft_all_db", "delta_ci_low_db", "delta_ci_high_db",
+                    "wall_s"]
+
+
+def test_the_frontier_runs_every_cell_and_writes_its_table_metrics_and_figures(pipeline):
+    w = pipeline.work
+    assert ran(pipeline.frontier_first) == ({f"frontier/dvc.yaml:frontier@{t}-{b}" for t in TARGETS for b in (4, "all")}
+                                            | {"frontier/dvc.yaml:frontier_report"})
+    rows = list(csv.DictReader(io.StringIO(pipeline.frontier_csv_first)))
+    assert list(rows[0]) == FRONTIER_COLUMNS
+    n_train = {t: json.loads((w / "reports/pdp_stats.json").read_text())[t]["n_train"] for t in TARGETS}
+    for t in TARGETS:
+        got = {(r["method"], r["r"], int(r["target_pdps"])) for r in rows if r["scenario"] == t}
+        assert got == ({("base", "", 0)} | {(m, r, n) for n in (4, n_train[t])
+                                             for m, r in [("lora", "1"), ("lora", "4"), ("lora", "16"), ("full_ft", ""),
+                                                          ("scratch", "")]})
+        for r in rows:
+            assert float(r["ci_low_db"]) <= float(r["gap_to_genie_db"]) <= float(r["ci_high_db"])
+            assert float(r["gap_to_genie_db"]) > 0  # never below the genie
+        ft_all = next(r for r in rows if r["scenario"] == t and r["method"] == "full_ft"
+                      and int(r["target_pdps"]) == n_train[t])
+        assert float(ft_all["delta_vs_full_ft_all_db"]) == 0.0
+    summary = json.loads((w / "reports/frontier.json").read_text())
+    assert set(summary) == set(TARGETS)
+    for t in TARGETS:
+        wide = list(csv.DictReader((w / f"reports/frontier/{t}.csv").open()))
+        assert list(wide[0]) == ["target_pdps", "base", "lora_r1", "lora_r4", "lora_r16", "full_ft", "scratch"]
+    for png in ("gap_vs_pdps.png", "gap_vs_weights.png"):
+        img = matplotlib.image.imread(w / "reports/figures/frontier" / png)
+        assert img.ndim == 3 and img.shape[0] > 300 and img.std() > 0.01, png
+
+
+def test_a_budget_added_to_the_frontier_runs_only_its_cells(pipeline):
+    new = {f"frontier/dvc.yaml:frontier@{t}-8" for t in TARGETS}
+    assert ran(pipeline.frontier_second) == new | {"frontier/dvc.yaml:frontier_report"}
+    for t in TARGETS:  # the cells already run are not even out of date
+        assert f"frontier@{t}-4:" not in pipeline.frontier_status and f"frontier@{t}-all:" not in pipeline.frontier_status
+    rows = list(csv.DictReader((pipeline.work / "reports/frontier.csv").open()))
+    assert {int(r["target_pdps"]) for r in rows if r["method"] == "scratch"} >= {4, 8}
+    # the rows of the cells that were not re-run are unchanged, byte for byte
+    first = set(pipeline.frontier_csv_first.splitlines()[1:])
+    assert first <= set((pipeline.work / "reports/frontier.csv").read_text().splitlines()[1:])
+    assert "could not find" not in pipeline.frontier_plots.lower()
+    assert "frontier_InF_Los_csv" in (pipeline.work / "frontier_plots" / "index.html").read_text()
+
+
+def test_the_link_stage_writes_bler_curves_and_the_10pct_snr_of_every_method(pipeline):
+    w = pipeline.work
+    assert ran(pipeline.link) == {f"link/dvc.yaml:link@{t}" for t in TARGETS} | {"link/dvc.yaml:link_report"}
+    rows = list(csv.DictReader((w / "reports/bler_vs_snr.csv").open()))
+    assert list(rows[0]) == ["scenario", "method", "mcs", "snr_db", "bler", "ci_low", "ci_high", "n_blocks",
+                             "n_errors"]
+    summary = json.loads((w / "reports/link.json").read_text())
+    assert set(summary) == set(TARGETS)
+    for t in TARGETS:
+        assert {(r["method"], r["mcs"]) for r in rows if r["scenario"] == t} == {
+            (m, "qpsk_r0.51") for m in ("perfect", "ls", "lora")}
+        perfect = summary[t]["perfect"]["qpsk_r0.51"]
+        lo, hi = perfect["ci_db"]
+        assert lo <= perfect["snr_at_bler_10pct_db"] <= hi
+        assert summary[t]["ls"]["qpsk_r0.51"]["loss_vs_perfect_db"] > 0  # LS needs more SNR than perfect CSI
+        img = matplotlib.image.imread(w / f"reports/figures/link/bler_{t}.png")
+        assert img.ndim == 3 and img.std() > 0.01

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import beta
+from scipy.stats import binomtest
 
 from chanest import stats
 from chanest.bler import TARGET_BLER, fit_logistic
@@ -24,10 +24,9 @@ KEY = f"snr_at_bler_{round(100 * TARGET_BLER)}pct_db"
 
 
 def clopper_pearson(errors: int, n: int, level: float = stats.LEVEL) -> tuple[float, float]:
-    a = (1 - level) / 2
-    lo = 0.0 if errors == 0 else float(beta.ppf(a, errors, n - errors + 1))
-    hi = 1.0 if errors == n else float(beta.ppf(1 - a, errors + 1, n - errors))
-    return lo, hi
+    """The exact binomial interval of a BLER of ``errors`` in ``n`` blocks (scipy's ``binomtest``)."""
+    ci = binomtest(errors, n).proportion_ci(confidence_level=level, method="exact")
+    return float(ci.low), float(ci.high)
 
 
 def points(scenario: str, records: list[dict]) -> pd.DataFrame:

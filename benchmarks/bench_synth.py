@@ -9,7 +9,7 @@ per-repeat ratios, with their range), and the setting (profile, batch, torch thr
 1-minute load average before and after: on a shared machine other processes' load slows the
 2-thread sampler far more than the 1-thread reference, so a ratio measured under load
 understates it).
-PDPs: ``../shared/pdp-nyusim-28ghz/PDP_InF_Los.mat`` (relative to the repository root) if it
+PDPs: ``data/nyusim-28ghz/PDP_InF_Los.mat`` (the committed research files) if it
 exists, else seeded synthetic exponential PDPs of 20 taps.
 """
 
@@ -53,7 +53,7 @@ PROFILES: dict[str, OFDMConfig] = {
         delay_offset_max_cp=0.2,
     ),
 }
-PDP_FILE = ROOT.parent / "shared" / "pdp-nyusim-28ghz" / "PDP_InF_Los.mat"
+PDP_FILE = ROOT / "data" / "nyusim-28ghz" / "PDP_InF_Los.mat"
 
 
 def load_pdps() -> tuple[PDPSet, str]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from chanest.model import EstimatorConfig
 from chanest.ofdm import OFDMConfig
-from chanest.params import ParamsError, from_section, get
+from chanest.params import COUNT, DROPOUT, POSITIVE, ParamsError, Range, from_section, get
 from chanest.pdp import check_scenario
 from chanest.train import TrainConfig
 
@@ -24,11 +24,11 @@ class PDPParams:
     carrier_ghz: float = 3.5
     inf_subscenario: str = "dh"
 
+    RANGES: ClassVar[dict[str, Range]] = {"n_drops": COUNT, "carrier_ghz": POSITIVE}
+
     def __post_init__(self) -> None:
         if self.source not in PDP_SOURCES:
             raise ValueError(f"source {self.source!r} not in {PDP_SOURCES}")
-        if self.n_drops < 1:
-            raise ValueError("n_drops must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,11 @@ class ModelParams:
     delay_channels: int = 32
     delay_blocks: int = 5
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "token_size": COUNT, "d_model": COUNT, "n_heads": COUNT, "n_layers": COUNT, "d_ff": COUNT,
+        "dropout": DROPOUT, "delay_oversample": POSITIVE, "delay_channels": COUNT, "delay_blocks": COUNT,
+    }
+
 
 @dataclass(frozen=True)
 class EvalParams:
@@ -58,9 +63,15 @@ class EvalParams:
     n_boot: int = 2000  # replicates of the bootstrap over test PDPs (confidence intervals)
     device: str = "auto"
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "n_samples": Range(2.0), "cross_n_samples": COUNT, "batch_size": COUNT, "n_boot": Range(100.0),
+    }
+
     def __post_init__(self) -> None:
-        if self.n_samples < 2 or self.cross_n_samples < 1 or self.n_boot < 100:
-            raise ValueError("need n_samples >= 2, cross_n_samples >= 1 and n_boot >= 100")
+        if list(self.snr_db) != sorted(set(self.snr_db)):
+            raise ValueError(f"snr_db must be increasing without repeats, got {list(self.snr_db)}")
+        if self.cross_n_samples > self.n_samples:
+            raise ValueError(f"cross_n_samples ({self.cross_n_samples}) must be <= n_samples ({self.n_samples})")
 
 
 def eval_params(params: dict[str, Any]) -> EvalParams:

@@ -276,6 +276,15 @@ def build_report(
     return Report(pd.DataFrame(rows), pd.DataFrame(cross), metrics)
 
 
+def gains(metrics: dict) -> pd.DataFrame:
+    """The paired gains over the base (``<m>_gain_db`` of :func:`build_report`'s metrics) as rows:
+    scenario, method, gain_db, ci_low, ci_high (for ``dvc plots``)."""
+    rows = [{"scenario": s, "method": m, "gain_db": entry[f"{m}_gain_db"],
+             "ci_low": entry[f"{m}_gain_ci_db"][0], "ci_high": entry[f"{m}_gain_ci_db"][1]}
+            for s, entry in metrics.items() for m in ("lora", "full_ft", "scratch") if f"{m}_gain_db" in entry]
+    return pd.DataFrame(rows, columns=["scenario", "method", "gain_db", "ci_low", "ci_high"])
+
+
 def wide(df: pd.DataFrame, scenario: str) -> pd.DataFrame:
     """One scenario as ``snr_db`` + one NMSE (dB) column per method (for ``dvc plots``)."""
     sub = df[df.scenario == scenario]

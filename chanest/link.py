@@ -33,6 +33,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -41,6 +42,7 @@ from torch import Tensor, nn
 from chanest.bler import SNR_STEP_DB, TARGET_BLER, fit_logistic
 from chanest.io import write_npz
 from chanest.ofdm import OFDMConfig
+from chanest.params import COUNT, NON_NEGATIVE, Range
 from chanest.pdp import SCENARIOS
 from chanest.synth import ChannelBatch, ChannelSampler
 
@@ -79,6 +81,12 @@ class LinkParams:
     workers: int = 2
     device: str = "auto"
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "mcs_table": Range(1.0, 4.0), "mcs_index": NON_NEGATIVE, "bp_iterations": COUNT, "batch_size": COUNT,
+        "probe_batches": COUNT, "min_errors": COUNT, "max_blocks": COUNT, "n_boot": Range(100.0),
+        "workers": COUNT,
+    }
+
     def __post_init__(self) -> None:
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
@@ -86,8 +94,8 @@ class LinkParams:
         if self.cn_update not in ("minsum", "offset-minsum", "boxplus", "boxplus-phi"):
             raise ValueError(f"link.cn_update {self.cn_update!r}: expected minsum, offset-minsum, boxplus "
                              "or boxplus-phi")
-        if min(self.batch_size, self.probe_batches, self.min_errors, self.max_blocks, self.bp_iterations) < 1:
-            raise ValueError("link: batch_size, probe_batches, min_errors, max_blocks, bp_iterations must be >= 1")
+        if self.min_errors > self.max_blocks:
+            raise ValueError(f"link.min_errors ({self.min_errors}) must be <= max_blocks ({self.max_blocks})")
 
 
 # --------------------------------------------------------------------------------------------

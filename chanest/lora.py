@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
@@ -25,6 +25,7 @@ from torch import nn
 from chanest.checkpoint import WEIGHTS, CheckpointError, save_estimator
 from chanest.io import write_json
 from chanest.model import ChannelEstimator
+from chanest.params import COUNT, DROPOUT, POSITIVE, Range
 
 if TYPE_CHECKING:
     from peft import PeftModel
@@ -65,13 +66,16 @@ class LoraParams:
     scratch_steps: int = 400
     target_pdps: int | str = "all"
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "r": COUNT, "alpha": POSITIVE, "dropout": DROPOUT, "rank_pattern": COUNT, "full_ft_lr": POSITIVE,
+        "scratch_lr": POSITIVE, "scratch_steps": COUNT, "target_pdps": COUNT,
+    }
+
     def __post_init__(self) -> None:
         if self.r < 1:
             raise ValueError(f"lora.r must be >= 1, got {self.r}")
         if not self.target_modules:
             raise ValueError("lora.target_modules is empty")
-        if self.scratch_steps < 1:
-            raise ValueError(f"lora.scratch_steps must be >= 1, got {self.scratch_steps}")
         if not (self.target_pdps == "all" or (isinstance(self.target_pdps, int) and self.target_pdps >= 1)):
             raise ValueError(f"lora.target_pdps must be a positive number of PDPs or 'all', got "
                              f"{self.target_pdps!r}")

@@ -8,9 +8,12 @@ comb: subcarriers ``pilot_offset, pilot_offset + pilot_spacing, ...``.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import ClassVar
 
 import numpy as np
 import torch
+
+from chanest.params import COUNT, NON_NEGATIVE, POSITIVE, Range
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,12 @@ class OFDMConfig:
     pilot_spacing: int = 2
     pilot_offset: int = 0
     delay_offset_max_cp: float = 0.2
+
+    RANGES: ClassVar[dict[str, Range]] = {
+        "subcarrier_spacing_hz": POSITIVE, "n_subcarriers": COUNT, "fft_size": COUNT, "n_symbols": COUNT,
+        "cp_s": NON_NEGATIVE, "dmrs_symbol": NON_NEGATIVE, "pilot_spacing": COUNT, "pilot_offset": NON_NEGATIVE,
+        "delay_offset_max_cp": NON_NEGATIVE,
+    }
 
     def __post_init__(self) -> None:
         for f in fields(self):

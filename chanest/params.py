@@ -1,15 +1,18 @@
 """Reading ``params.yaml``: one file drives every stage; wrong keys or types fail loudly.
 
 Each section maps onto a frozen dataclass (``OFDMConfig``, ``TrainConfig``, ...) through
-:func:`from_section`, which rejects unknown keys and values of the wrong type, naming the key.
+:func:`from_section`, which rejects unknown keys, values of the wrong type and numbers outside the
+dataclass's declared ``RANGES`` (e.g. ``lora.alpha > 0``), naming the key.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +23,58 @@ T = TypeVar("T")
 
 class ParamsError(ValueError):
     """A params key is missing, unknown, or of the wrong type."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """The interval a numeric param must lie in; for a list or a mapping, every value of it.
+
+    A dataclass built by :func:`from_section` declares its ranges as a class attribute
+    ``RANGES: ClassVar[dict[str, Range]]`` (key -> range); a value outside is a :class:`ParamsError`
+    naming the key, raised before any work. Non-numeric values (e.g. ``"all"``) are left to the
+    dataclass's own checks.
+    """
+
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, x: float) -> bool:
+        above = x > self.low if self.low_open else x >= self.low
+        below = x < self.high if self.high_open else x <= self.high
+        return above and below  # NaN is in no range
+
+    def __str__(self) -> str:
+        if self.high == math.inf:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        if self.low == -math.inf:
+            return f"{'<' if self.high_open else '<='} {self.high:g}"
+        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+
+POSITIVE = Range(0.0, low_open=True)  # > 0: learning rates, scales, frequencies
+NON_NEGATIVE = Range(0.0)  # >= 0: weight decay, clipping (0: off), offsets
+COUNT = Range(1.0)  # >= 1: steps, sizes, samples, workers
+FRACTION = Range(0.0, 1.0)  # in [0, 1]
+DROPOUT = Range(0.0, 1.0, high_open=True)  # in [0, 1)
+
+
+def check_ranges(values: dict[str, Any], ranges: dict[str, Range], name: str) -> None:
+    """Raise :class:`ParamsError` naming ``name.key`` for the first value outside its range."""
+    for key, rng in ranges.items():
+        if key not in values:
+            continue
+        value = values[key]
+        items = (value.items() if isinstance(value, dict)
+                 else enumerate(value) if isinstance(value, (list, tuple)) else [(None, value)])
+        for sub, x in items:
+            if isinstance(x, bool) or not isinstance(x, (int, float)):
+                continue
+            if x not in rng:
+                where = (f"{name}.{key}" if sub is None else
+                         f"{name}.{key}.{sub}" if isinstance(value, dict) else f"{name}.{key}[{sub}]")
+                raise ParamsError(f"params: {where} = {x!r} is out of range: it must be {rng}")
 
 
 def load_params(path: str | os.PathLike = "params.yaml") -> dict[str, Any]:
@@ -103,6 +158,7 @@ def from_section(cls: type[T], section: dict[str, Any] | None, name: str) -> T:
         raise ParamsError(f"params: unknown key(s) {', '.join(f'{name}.{k}' for k in unknown)}; "
                           f"known: {', '.join(sorted(known))}")
     values = {k: _check(v, hints[k], f"{name}.{k}") for k, v in section.items()}
+    check_ranges(values, getattr(cls, "RANGES", {}), name)
     try:
         return cls(**values)
     except (TypeError, ValueError) as err:

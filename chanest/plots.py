@@ -98,6 +98,23 @@ def read_live_metric(live_dir: str | os.PathLike, name: str = "val_nmse_db") -> 
     return pd.read_csv(live_metric_path(live_dir, name), sep="\t")
 
 
+def curve_table(live_dir: str | os.PathLike, sources: list[str], targets: list[str]) -> pd.DataFrame:
+    """Validation NMSE (dB) by step of every training, as one long table for ``dvc plots``:
+    ``stage`` (``base``, ``lora``, ``full_ft``, ``scratch``), ``scenario``, ``step``, ``val_nmse_db``.
+
+    The base is logged per source scenario (``train_base/<S>/val_nmse_db``), each transfer on its
+    own target (``transfer_<T>/<T>/val_nmse_db``; its references under ``full_ft/``, ``scratch/``).
+    """
+    live = Path(live_dir)
+    parts = [("base", s, live / "train_base", f"{s}/val_nmse_db") for s in sources]
+    for t in targets:
+        parts.append(("lora", t, live / f"transfer_{t}", f"{t}/val_nmse_db"))
+        parts += [(ref, t, live / f"transfer_{t}", f"{ref}/val_nmse_db") for ref in ("full_ft", "scratch")
+                  if live_metric_path(live / f"transfer_{t}", f"{ref}/val_nmse_db").is_file()]
+    frames = [read_live_metric(d, name).assign(stage=stage, scenario=s) for stage, s, d, name in parts]
+    return pd.concat(frames)[["stage", "scenario", "step", "val_nmse_db"]].reset_index(drop=True)
+
+
 def training_curves(curves: dict[str, pd.DataFrame], path: str | os.PathLike) -> None:
     """Validation NMSE (dB) vs step for base training and each transfer (frames as
     :func:`read_live_metric` returns them: columns ``step`` and ``val_nmse_db``)."""

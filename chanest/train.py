@@ -27,6 +27,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -34,6 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from chanest import distributed
 from chanest.checkpoint import load_training_state, save_training_state
+from chanest.params import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, Range
 from chanest.synth import ChannelBatch, ChannelSampler, nmse
 
 log = logging.getLogger(__name__)
@@ -75,19 +77,22 @@ class TrainConfig:
     nproc: int = 1
     amp: str = "off"
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "steps": COUNT, "batch_size": COUNT, "lr": POSITIVE, "weight_decay": NON_NEGATIVE,
+        "warmup_steps": NON_NEGATIVE, "min_lr_ratio": FRACTION, "grad_clip": NON_NEGATIVE,
+        "val_every": COUNT, "val_samples": COUNT, "checkpoint_every": COUNT, "log_every": COUNT,
+        "nproc": COUNT,
+    }
+
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer {self.optimizer!r} not in {OPTIMIZERS}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss {self.loss!r} not in {LOSSES}")
-        if self.steps < 1 or self.batch_size < 1 or self.val_every < 1:
-            raise ValueError("steps, batch_size and val_every must be >= 1")
         if self.snr_db[0] > self.snr_db[1]:
             raise ValueError(f"snr_db range {self.snr_db} is reversed")
         if self.amp not in AMP:
             raise ValueError(f"amp {self.amp!r} not in {AMP}")
-        if self.nproc < 1:
-            raise ValueError(f"nproc must be >= 1, got {self.nproc}")
         if self.batch_size % self.nproc:
             raise ValueError(f"batch_size {self.batch_size} must be divisible by nproc {self.nproc} "
                              f"(each process trains on batch_size / nproc samples of the global batch)")

@@ -1,4 +1,5 @@
-"""Stage `plot`: PNG figures from the evaluation and the training curves."""
+"""Stage `plot`: PNG figures from the evaluation and the training curves, and the training curves
+as one table (``reports/training_curves.csv``, drawn by ``dvc plots``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from chanest import cli, config, plots
+from chanest.io import write_csv
 from chanest.params import load_params
 
 REPORTS, OUT = Path("reports"), Path("reports/figures/eval")
@@ -15,7 +17,7 @@ REPORTS, OUT = Path("reports"), Path("reports/figures/eval")
 
 def main() -> None:
     params = load_params()
-    _, targets = config.scenarios(params)
+    sources, targets = config.scenarios(params)
     df = pd.read_csv(REPORTS / "nmse_vs_snr.csv")
     for scenario in config.all_scenarios(params):
         plots.nmse_vs_snr(df, scenario, OUT / f"nmse_{scenario}.png")
@@ -32,6 +34,7 @@ def main() -> None:
                 curves[f"{reference} {t}"] = plots.read_live_metric(live / f"transfer_{t}",
                                                                     f"{reference}/val_nmse_db")
     plots.training_curves(curves, OUT / "training_curves.png")
+    write_csv(plots.curve_table(live, sources, targets), REPORTS / "training_curves.csv")
 
 
 if __name__ == "__main__":

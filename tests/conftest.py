@@ -19,14 +19,14 @@ from chanest.ofdm import OFDMConfig
 from chanest.pdp import PDP, PDPSet
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_PDP = REPO.parent / "shared" / "pdp-nyusim-28ghz"
+NYUSIM_PDP = REPO / "data" / "nyusim-28ghz"  # the research's files, committed (see its README)
 
 
 @pytest.fixture(scope="session")
-def shared_pdp_dir() -> Path:
-    if not SHARED_PDP.is_dir():
-        pytest.skip(f"{SHARED_PDP} not present (the real PDP files live beside the repository)")
-    return SHARED_PDP
+def nyusim_dir() -> Path:
+    """The ten NYUSIM 28 GHz files of the research, committed with the repository."""
+    assert NYUSIM_PDP.is_dir(), f"{NYUSIM_PDP} missing: it is part of the repository"
+    return NYUSIM_PDP
 
 
 def exponential_pdps(n: int, seed: int, scenario: str = "UMa_Nlos", ds_ns: float = 100.0) -> PDPSet:
@@ -86,14 +86,15 @@ def ran(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
-def temp_repo(work: Path, params: dict) -> Callable[..., str]:
-    """Copy this working tree into ``work``, write ``params`` as its params.yaml, commit it in a
-    fresh git repo and return ``sh(*cmd)``: runs a command there (venv on PATH, no analytics, a git
-    identity), asserts it succeeds and returns its stdout + stderr."""
+def temp_repo(work: Path, params: dict, path: str = "params.yaml") -> Callable[..., str]:
+    """Copy this working tree into ``work``, write ``params`` as its ``path`` (the default
+    pipeline's params.yaml, or e.g. research/params.yaml), commit it in a fresh git repo and return
+    ``sh(*cmd)``: runs a command there (venv on PATH, no analytics, a git identity), asserts it
+    succeeds and returns its stdout + stderr."""
     for f in repo_files():
         (work / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / f, work / f)
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (work / path).write_text(yaml.safe_dump(params, sort_keys=False))
     venv_bin = Path(os.sys.executable).parent
     env = {**os.environ, "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1",
            "GIT_AUTHOR_NAME": "chanest-test", "GIT_AUTHOR_EMAIL": "test@chanest.invalid",

@@ -20,7 +20,7 @@ from chanest.ofdm import OFDMConfig
 from chanest.pdp import PDPSet, read_mat
 from chanest.synth import ChannelSampler, db, exponential_pdp_set, nmse
 
-SHARED = Path(__file__).parents[1].parent / "shared/pdp-nyusim-28ghz"
+NYUSIM = Path(__file__).parents[1] / "data/nyusim-28ghz"  # the committed research files
 CPU = OFDMConfig()
 PAPER = OFDMConfig(
     subcarrier_spacing_hz=120e3,
@@ -162,9 +162,7 @@ def test_stat_lmmse_handles_a_batch_of_noise_variances(synthetic) -> None:
 
 def test_paper_profile_inf_los_matches_the_notes() -> None:
     """Notes: InF_Los at 21.7 dB, paper profile: LS+linear -23.1 dB, genie -42.3 dB."""
-    path = SHARED / "PDP_InF_Los.mat"
-    if not path.exists():
-        pytest.skip(f"{path} not present")
+    path = NYUSIM / "PDP_InF_Los.mat"
     pdps = PDPSet.from_pdps("InF_Los", read_mat(path)).normalised()
     batch = ChannelSampler(pdps, PAPER).sample(1500, 21.7, gen(0))
     ls = mean_db(ls_linear(batch.h_ls, PAPER), batch.h)

@@ -9,8 +9,9 @@ import yaml
 
 from conftest import REPO
 
+PIPELINES = ("dvc.yaml", "frontier/dvc.yaml", "link/dvc.yaml", "research/dvc.yaml")
 STAGES = {f"{where}:{name}": stage
-          for where in ("dvc.yaml", "frontier/dvc.yaml", "link/dvc.yaml")
+          for where in PIPELINES
           for name, stage in yaml.safe_load((REPO / where).read_text())["stages"].items()}
 IMPORT = re.compile(r"^\s*(?:from (chanest(?:\.\w+)?) import ([\w, ]+)|import (chanest\.\w+))", re.M)
 
@@ -35,7 +36,21 @@ def imported(module: str, seen: set[str] | None = None) -> set[str]:
 @pytest.mark.parametrize("name", list(STAGES))
 def test_every_imported_module_is_a_declared_dependency(name):
     stage = STAGES[name].get("do", STAGES[name])
-    module = stage["cmd"].split()[2]  # python -m stages.<name> [args]
-    files = {m.replace(".", "/") + ".py" for m in imported(module)}
-    missing = sorted(files - set(stage["deps"]))
+    words = stage["cmd"].split()
+    module = words[words.index("-m") + 1]  # [PYTHONPATH=..] python -m stages.<name> [args]
+    # deps are relative to the stage's working directory: the dvc.yaml's folder, or its wdir
+    where = REPO / name.split(":")[0]
+    wdir = (where.parent / stage.get("wdir", ".")).resolve()
+    declared = {(wdir / d).resolve() for d in stage["deps"] if isinstance(d, str)}
+    files = {(REPO / (m.replace(".", "/") + ".py")).resolve() for m in imported(module)}
+    missing = sorted(str(f.relative_to(REPO)) for f in files - declared)
     assert not missing, f"stage {name}: imports {missing} without declaring them in deps"
+
+
+@pytest.mark.parametrize("where", PIPELINES)
+def test_chart_titles_are_safe_in_the_plots_page(where):
+    """A top-level plot's id becomes a JavaScript string and an element id on the `dvc plots`
+    page (``vegaEmbed('#<id>', spec)``): a quote in it breaks the page."""
+    for entry in yaml.safe_load((REPO / where).read_text()).get("plots", []):
+        title = entry if isinstance(entry, str) else next(iter(entry))
+        assert re.fullmatch(r"[\w .,:()%/@+-]+", title), f"{where}: plot id {title!r}"

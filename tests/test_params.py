@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+
 import pytest
 import yaml
 
@@ -66,3 +71,95 @@ def test_wrong_types_and_unknown_keys_are_named():
     params["synth"]["normalisation"] = "energy"
     with pytest.raises(ParamsError, match="synth.normalisation = 'energy'"):
         config.normalisation(params)
+
+
+# ------------------------------------------------------------------ numeric ranges, before any work
+
+
+def _parse(params: dict, section: str) -> None:
+    """Parse ``section`` of ``params`` as the stage that reads it does."""
+    from chanest import adapt
+    from chanest.frontier import FrontierParams
+    from chanest.link import LinkParams
+    from chanest.preprocess import SplitConfig
+
+    parse = {
+        "base": lambda: config.train(params, "base"),
+        "lora": lambda: adapt.settings(params),
+        "model": lambda: config.estimator(params, config.ofdm(params)),
+        "ofdm": lambda: config.ofdm(params),
+        "eval": lambda: config.eval_params(params),
+        "pdp": lambda: from_section(config.PDPParams, params["pdp"], "pdp"),
+        "link": lambda: from_section(LinkParams, params["link"], "link"),
+        "frontier": lambda: from_section(FrontierParams, params["frontier"], "frontier"),
+        "preprocess": lambda: from_section(SplitConfig, params["preprocess"]["split"], "preprocess.split"),
+    }
+    parse[section]()
+
+
+#: (dotted key, a bad value, what the error must say): every numeric param with a range
+BAD = [
+    ("base.lr", -1.0, "base.lr"), ("base.lr", 0.0, "base.lr"), ("base.steps", 0, "base.steps"),
+    ("base.batch_size", 0, "base.batch_size"), ("base.weight_decay", -0.1, "base.weight_decay"),
+    ("base.warmup_steps", -1, "base.warmup_steps"), ("base.min_lr_ratio", 1.5, "base.min_lr_ratio"),
+    ("base.grad_clip", -1.0, "base.grad_clip"), ("base.val_every", 0, "base.val_every"),
+    ("base.val_samples", 0, "base.val_samples"), ("base.checkpoint_every", 0, "base.checkpoint_every"),
+    ("base.log_every", 0, "base.log_every"), ("base.nproc", 0, "base.nproc"),
+    ("base.snr_db", [30.0, 0.0], "reversed"), ("base.lr", float("nan"), "base.lr"),
+    ("lora.alpha", -1.0, "lora.alpha"), ("lora.alpha", 0.0, "lora.alpha"), ("lora.dropout", 2.0, "lora.dropout"),
+    ("lora.dropout", 1.0, "lora.dropout"), ("lora.r", 0, "lora.r"), ("lora.lr", -1.0, "lora.lr"),
+    ("lora.full_ft_lr", 0.0, "lora.full_ft_lr"), ("lora.scratch_lr", -3.0e-3, "lora.scratch_lr"),
+    ("lora.scratch_steps", 0, "lora.scratch_steps"), ("lora.target_pdps", 0, "lora.target_pdps"),
+    ("lora.rank_pattern", {"ffnn_linear1": 0}, "lora.rank_pattern.ffnn_linear1"),
+    ("lora.steps", 0, "lora.steps"), ("lora.min_lr_ratio", -0.5, "lora.min_lr_ratio"),
+    ("model.d_model", 0, "model.d_model"), ("model.dropout", 1.0, "model.dropout"),
+    ("model.delay_oversample", 0.0, "model.delay_oversample"), ("model.n_layers", 0, "model.n_layers"),
+    ("ofdm.subcarrier_spacing_hz", -30000.0, "ofdm.subcarrier_spacing_hz"), ("ofdm.cp_s", -1.0e-6, "ofdm.cp_s"),
+    ("ofdm.delay_offset_max_cp", -0.2, "ofdm.delay_offset_max_cp"),
+    ("eval.n_samples", 1, "eval.n_samples"), ("eval.cross_n_samples", 0, "eval.cross_n_samples"),
+    ("eval.cross_n_samples", 10_000, "cross_n_samples"), ("eval.batch_size", 0, "eval.batch_size"),
+    ("eval.n_boot", 10, "eval.n_boot"), ("eval.snr_db", [10.0, 0.0], "eval"),
+    ("pdp.n_drops", 0, "pdp.n_drops"), ("pdp.carrier_ghz", 0.0, "pdp.carrier_ghz"),
+    ("link.batch_size", 0, "link.batch_size"), ("link.min_errors", 0, "link.min_errors"),
+    ("link.max_blocks", 0, "link.max_blocks"), ("link.min_errors", 500, "link.min_errors"),
+    ("link.n_boot", 5, "link.n_boot"), ("link.workers", 0, "link.workers"), ("link.mcs_table", 9, "link.mcs_table"),
+    ("link.bp_iterations", 0, "link.bp_iterations"), ("link.mcs_index", [-1], "link.mcs_index[0]"),
+    ("frontier.workers", 0, "frontier.workers"), ("frontier.ranks", [0], "frontier.ranks"),
+    ("frontier.budgets", [0], "frontier.budgets[0]"),
+    ("preprocess.split", {"train": 1.2, "val": -0.1, "test": -0.1}, "split"),
+]
+
+
+@pytest.mark.parametrize("key, value, says", BAD, ids=[f"{k}={v}" for k, v, _ in BAD])
+def test_a_value_out_of_range_is_a_params_error_naming_the_key(key, value, says):
+    params = load_params(REPO / "params.yaml")
+    section, *path = key.split(".")
+    node = params
+    for part in [section, *path][:-1]:
+        node = node[part]
+    node[key.split(".")[-1]] = value
+    with pytest.raises(ParamsError, match=re.escape(says)):
+        _parse(params, section)
+
+
+def test_the_committed_params_are_in_range():
+    params = load_params(REPO / "params.yaml")
+    for section in ("base", "lora", "model", "ofdm", "eval", "pdp", "link", "frontier", "preprocess"):
+        _parse(params, section)
+
+
+@pytest.mark.parametrize("stage, key, value", [
+    ("train_base", "base.lr", -1.0), ("transfer InF_Los", "lora.alpha", -1.0), ("transfer InF_Los", "lora.dropout", 2.0),
+])
+def test_a_stage_with_a_bad_value_stops_before_any_work_naming_the_key(tmp_path, stage, key, value):
+    """The stage script in a folder holding only params.yaml: it must fail on the params (exit 1,
+    one line naming the key), before it looks for data or models that are not there."""
+    params = load_params(REPO / "params.yaml")
+    section, name = key.split(".")
+    params[section][name] = value
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = subprocess.run([sys.executable, "-m", f"stages.{stage.split()[0]}", *stage.split()[1:]], cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert f"ParamsError: params: {key} = {value!r} is out of range" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and not (tmp_path / "models").exists()

@@ -16,8 +16,8 @@ from chanest.preprocess import content_key, normalise
 from conftest import REPO
 
 
-def test_the_ten_real_files_load_with_their_known_properties(shared_pdp_dir):
-    sets = {s: read_mat(shared_pdp_dir / f"PDP_{s}.mat") for s in SCENARIOS}
+def test_the_ten_real_files_load_with_their_known_properties(nyusim_dir):
+    sets = {s: read_mat(nyusim_dir / f"PDP_{s}.mat") for s in SCENARIOS}
     for name, pdps in sets.items():
         assert len(pdps) == 1000, name
         taps = [p.n_taps for p in pdps]

@@ -53,17 +53,17 @@ def test_duplicates_are_dropped_and_counted_and_taps_beyond_cp_counted():
     np.testing.assert_allclose(out.pdps.powers.sum(axis=1), 1.0)
 
 
-def test_same_pdp_in_two_scenarios_lands_in_the_same_split(shared_pdp_dir):
+def test_same_pdp_in_two_scenarios_lands_in_the_same_split(nyusim_dir):
     """UMi_Los repeats UMa_Los: a test PDP of one is never a training PDP of the other."""
     cfg = SplitConfig()
-    uma = preprocess("UMa_Los", read_mat(shared_pdp_dir / "PDP_UMa_Los.mat"), 590e-9, cfg, seed=4)
-    umi = preprocess("UMi_Los", read_mat(shared_pdp_dir / "PDP_UMi_Los.mat"), 590e-9, cfg, seed=4)
+    uma = preprocess("UMa_Los", read_mat(nyusim_dir / "PDP_UMa_Los.mat"), 590e-9, cfg, seed=4)
+    umi = preprocess("UMi_Los", read_mat(nyusim_dir / "PDP_UMi_Los.mat"), 590e-9, cfg, seed=4)
     np.testing.assert_array_equal(uma.split, umi.split)
     np.testing.assert_array_equal(uma.pdps.delays_s, umi.pdps.delays_s)
 
 
-def test_processed_file_round_trip_and_stats(tmp_path, shared_pdp_dir):
-    p = preprocess("RMa_Los", read_mat(shared_pdp_dir / "PDP_RMa_Los.mat"), 590e-9, SplitConfig(), seed=2)
+def test_processed_file_round_trip_and_stats(tmp_path, nyusim_dir):
+    p = preprocess("RMa_Los", read_mat(nyusim_dir / "PDP_RMa_Los.mat"), 590e-9, SplitConfig(), seed=2)
     save_processed(tmp_path / "RMa_Los.npz", p)
     every = load_processed(tmp_path, "RMa_Los")
     train, val, test = (load_processed(tmp_path, "RMa_Los", s) for s in ("train", "val", "test"))

@@ -23,7 +23,7 @@ from chanest.synth import (
     tap_response,
 )
 
-SHARED = Path(__file__).parents[1].parent / "shared/pdp-nyusim-28ghz"
+NYUSIM = Path(__file__).parents[1] / "data/nyusim-28ghz"  # the committed research files
 CPU = OFDMConfig()
 PAPER = OFDMConfig(
     subcarrier_spacing_hz=120e3,
@@ -58,9 +58,7 @@ def synthetic() -> PDPSet:
 
 @pytest.fixture(scope="module")
 def inf_los() -> PDPSet:
-    path = SHARED / "PDP_InF_Los.mat"
-    if not path.exists():
-        pytest.skip(f"{path} not present")
+    path = NYUSIM / "PDP_InF_Los.mat"
     return PDPSet.from_pdps("InF_Los", read_mat(path)).normalised()
 
 

@@ -1,0 +1,52 @@
+"""Stage `points`: every method at the operating points of ``points.snr_db`` (one SNR per scenario).
+
+Writes ``reports/points.json`` (metrics: NMSE, gap to the genie and paired gains over the base,
+each with its PDP-bootstrap 95% interval) and ``reports/points.csv`` (one row per scenario and
+method); see :mod:`chanest.points`. A scenario with an adapter (``models/lora/<Scenario>``) is
+evaluated with it, and with its full fine-tuning / from-scratch references if they were trained.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chanest import cli, config, data
+from chanest.baselines import StatLMMSE
+from chanest.checkpoint import load_estimator
+from chanest.evaluate import baselines, evaluate, test_set
+from chanest.io import write_csv, write_json
+from chanest.lora import merged_path
+from chanest.params import from_section, get, load_params
+from chanest.points import PointsParams, summarise, table
+from chanest.preprocess import load_processed
+from chanest.train import resolve_device
+
+PROCESSED, BASE, LORA = Path("data/processed"), Path("models/base"), Path("models/lora")
+REPORTS = Path("reports")
+
+
+def main() -> None:
+    params = load_params()
+    ofdm, norm, ev = config.ofdm(params), config.normalisation(params), config.eval_params(params)
+    points = from_section(PointsParams, get(params, "points"), "points")
+    device = resolve_device(ev.device)
+    base = load_estimator(BASE, device).eval()
+    metrics = {}
+    for scenario, snr_db in points.snr_db.items():
+        models = {"base": base}
+        if (LORA / scenario).is_dir():
+            models["lora"] = load_estimator(merged_path(LORA / scenario).parent, device).eval()
+            for reference in ("full_ft", "scratch"):
+                if (LORA / scenario / reference).is_dir():
+                    models[reference] = load_estimator(LORA / scenario / reference, device).eval()
+        sampler = data.sampler(PROCESSED, [scenario], "test", ofdm, norm, device)
+        batch = test_set(sampler, (snr_db,), points.n_samples, points.seed)
+        stat = StatLMMSE.from_pdps(load_processed(PROCESSED, scenario, "train"), ofdm, device=device)
+        methods = baselines(ofdm, stat) | {name: (lambda b, m=m: m(b.h_ls, b.snr_db)) for name, m in models.items()}
+        metrics[scenario] = summarise(evaluate(scenario, methods, batch, ev.batch_size), ev.n_boot, ev.seed)
+    write_json(REPORTS / "points.json", metrics)
+    write_csv(table(metrics), REPORTS / "points.csv")
+
+
+if __name__ == "__main__":
+    cli.run(main)

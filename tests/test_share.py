@@ -1,7 +1,7 @@
 """Sharing through a DVC remote: `dvc push` from the tiny pipeline's repo, `git clone` + `dvc pull`
 elsewhere, and the clone is complete: `dvc status` clean, `dvc repro` runs nothing, adapters load.
 
-Two flows, as the README shows them: a lab that ran every pipeline (plain `dvc push` / `dvc pull`),
+Two flows, as docs/sharing.md shows them: a lab that ran every pipeline (`dvc push` / `dvc pull` of each),
 and a lab that ran only the default one (`make repro`), whose committed ``frontier/dvc.lock`` and
 ``link/dvc.lock`` name outputs it never made: it pushes and pulls ``dvc.yaml`` alone."""
 
@@ -25,7 +25,7 @@ CACHED = ["models/base/model.safetensors", "models/base_state.pt", "data/process
     f"models/lora/{t}/{f}" for t in TARGETS for f in ("adapter_config.json", "adapter_model.safetensors")]
 
 
-#: The pipelines the fixture repo ran (not research/dvc.yaml): what the README's flow pushes and pulls.
+#: The pipelines the fixture repo ran (not research/dvc.yaml): what docs/sharing.md's flow pushes and pulls.
 RAN = ("dvc.yaml", "frontier/dvc.yaml", "link/dvc.yaml")
 
 
@@ -64,7 +64,7 @@ def shared(pipeline, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def default_only(pipeline, tmp_path_factory):
-    """The README's flow for a lab that ran only the default pipeline: `dvc push dvc.yaml` to a
+    """docs/sharing.md's flow for a lab that ran only the default pipeline: `dvc push dvc.yaml` to a
     remote of its own, clone, `dvc pull dvc.yaml`. The remote holds none of the frontier's and the
     link's outputs, as for a lab that never ran them (their dvc.lock files are committed)."""
     sh, src = pipeline.sh, pipeline.work

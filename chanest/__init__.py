@@ -1,3 +1,50 @@
-"""chanest: deep-learning OFDM channel estimation, base training and LoRA transfer per scenario."""
+"""chanest: deep-learning OFDM channel estimation, base training and LoRA transfer per scenario.
+
+The public API, importable from the top level (each name is loaded on first use, so
+``import chanest`` stays cheap)::
+
+    import torch, chanest
+    ofdm = chanest.OFDMConfig()                              # numerology (the CPU profile's defaults)
+    pdps = chanest.PDPSet.from_pdps("InF_Los", chanest.read_mat("data/nyusim-28ghz/PDP_InF_Los.mat"))
+    batch = chanest.ChannelSampler(pdps.normalised(), ofdm).sample(256, 10.0, torch.Generator().manual_seed(0))
+    ls = chanest.ls_linear(batch.h_ls, ofdm)                 # (256, 624) complex estimates
+    est = chanest.load_estimator("models/base")              # after `dvc repro`; adapters: models/lora/<T>/merged
+
+- PDPs: :func:`read_mat`, :class:`PDP`, :class:`PDPSet`;
+- numerology and channels: :class:`OFDMConfig`, :class:`ChannelSampler` (-> :class:`ChannelBatch`),
+  :func:`nmse`, :func:`db`;
+- baselines: :func:`ls_linear`, :class:`StatLMMSE`, :func:`genie_lmmse`;
+- estimators: :class:`ChannelEstimator`, :func:`load_estimator` (strict safetensors load),
+  :func:`load_adapter` (a peft adapter onto a base);
+- params: :func:`load_params`, :class:`ParamsError`.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
+
+#: public name -> the module that defines it
+_API = {
+    "read_mat": "chanest.pdp", "PDP": "chanest.pdp", "PDPSet": "chanest.pdp",
+    "OFDMConfig": "chanest.ofdm",
+    "ChannelSampler": "chanest.synth", "ChannelBatch": "chanest.synth", "nmse": "chanest.synth",
+    "db": "chanest.synth",
+    "ls_linear": "chanest.baselines", "StatLMMSE": "chanest.baselines", "genie_lmmse": "chanest.baselines",
+    "ChannelEstimator": "chanest.model", "load_estimator": "chanest.checkpoint", "load_adapter": "chanest.lora",
+    "load_params": "chanest.params", "ParamsError": "chanest.params",
+}
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    if name not in _API:  # submodules (``from chanest import cli``) are imported by Python itself
+        raise AttributeError(f"module 'chanest' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_API[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))

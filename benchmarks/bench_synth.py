@@ -3,7 +3,7 @@
     python benchmarks/bench_synth.py --profile paper [--batch 256] [--json]
 
 Prints one JSON object (one line with ``--json``, indented otherwise): samples/s of the batched
-sampler and of :func:`chanest.synth.reference_synthesis_numpy` in the same process (medians over
+sampler and of :func:`chanest.channel.sampler.reference_synthesis_numpy` in the same process (medians over
 repeats, after warm-up; the two are timed in alternation, and ``ratio`` is the median of the
 per-repeat ratios, with their range), and the setting (profile, batch, torch threads, device,
 1-minute load average before and after: on a shared machine other processes' load slows the
@@ -31,13 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from chanest.ofdm import OFDMConfig  # noqa: E402
-from chanest.pdp import PDPSet, read_mat  # noqa: E402
-from chanest.synth import (  # noqa: E402
-    ChannelSampler,
-    exponential_pdp_set,
-    reference_synthesis_numpy,
-)
+from chanest.channel.ofdm import OFDMConfig  # noqa: E402
+from chanest.channel.pdp import PDPSet, read_mat  # noqa: E402
+from chanest.channel.reference import exponential_pdp_set, reference_synthesis_numpy  # noqa: E402
+from chanest.channel.sampler import ChannelSampler  # noqa: E402
 
 log = logging.getLogger("bench_synth")
 

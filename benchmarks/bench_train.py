@@ -7,14 +7,14 @@ numerology, the estimator and the ``base`` optimisation settings (optimiser, los
 from it. The PDPs are seeded synthetic exponential ones (20 taps, decay constants 2-20% of the
 CP), so no pipeline data is needed.
 
-One step, as :func:`chanest.train.train` runs it, timed in phases (milliseconds, medians over
+One step, as :func:`chanest.training.train.train` runs it, timed in phases (milliseconds, medians over
 ``--steps`` steps after warm-up; each phase in a ``torch.profiler.record_function`` block and, on
 CUDA, synchronised at its ends):
 
 - ``synthesis``: :meth:`ChannelSampler.sample` of the batch;
-- ``delay_prior``: the delay-prior network (:class:`chanest.delay_prior.DelayPrior`: periodogram
+- ``delay_prior``: the delay-prior network (:class:`chanest.estimators.delay_prior.DelayPrior`: periodogram
   features on the delay grid and its convolutions);
-- ``grid_lmmse``: the LMMSE on the grid (:class:`chanest.delay_prior.GridLMMSE`, complex128 solve);
+- ``grid_lmmse``: the LMMSE on the grid (:class:`chanest.estimators.delay_prior.GridLMMSE`, complex128 solve);
 - ``transformer``: the rest of the forward pass (tokens, decoder layers, head) and the loss;
 - ``backward``: ``loss.backward()`` (all of the above);
 - ``optimizer``: gradient clipping, the optimiser step and zeroing the gradients.
@@ -49,10 +49,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from chanest import config  # noqa: E402
-from chanest.model import ChannelEstimator, n_parameters  # noqa: E402
-from chanest.params import load_params  # noqa: E402
-from chanest.synth import ChannelSampler, exponential_pdp_set  # noqa: E402
-from chanest.train import amp_dtype, autocast, loss_fn, make_optimizer  # noqa: E402
+from chanest.estimators.model import ChannelEstimator, n_parameters  # noqa: E402
+from chanest.utils.params import load_params  # noqa: E402
+from chanest.channel.sampler import ChannelSampler
+from chanest.channel.reference import exponential_pdp_set
+from chanest.training.train import amp_dtype, autocast, loss_fn, make_optimizer  # noqa: E402
 
 log = logging.getLogger("bench_train")
 

@@ -27,19 +27,21 @@ __version__ = "0.1.0"
 
 #: public name -> the module that defines it
 _API = {
-    "read_mat": "chanest.pdp", "PDP": "chanest.pdp", "PDPSet": "chanest.pdp",
-    "OFDMConfig": "chanest.ofdm",
-    "ChannelSampler": "chanest.synth", "ChannelBatch": "chanest.synth", "nmse": "chanest.synth",
-    "db": "chanest.synth",
-    "ls_linear": "chanest.baselines", "StatLMMSE": "chanest.baselines", "genie_lmmse": "chanest.baselines",
-    "ChannelEstimator": "chanest.model", "load_estimator": "chanest.checkpoint", "load_adapter": "chanest.lora",
-    "load_params": "chanest.params", "ParamsError": "chanest.params",
+    "read_mat": "chanest.channel.pdp", "PDP": "chanest.channel.pdp", "PDPSet": "chanest.channel.pdp",
+    "OFDMConfig": "chanest.channel.ofdm",
+    "ChannelSampler": "chanest.channel.sampler", "ChannelBatch": "chanest.channel.sampler",
+    "nmse": "chanest.channel.sampler", "db": "chanest.channel.sampler",
+    "ls_linear": "chanest.estimators.baselines", "StatLMMSE": "chanest.estimators.baselines",
+    "genie_lmmse": "chanest.estimators.baselines",
+    "ChannelEstimator": "chanest.estimators.model", "load_estimator": "chanest.estimators.checkpoint",
+    "load_adapter": "chanest.estimators.lora",
+    "load_params": "chanest.utils.params", "ParamsError": "chanest.utils.params",
 }
 __all__ = sorted(_API)
 
 
 def __getattr__(name: str):
-    if name not in _API:  # submodules (``from chanest import cli``) are imported by Python itself
+    if name not in _API:  # submodules (``from chanest import channel``) are imported by Python itself
         raise AttributeError(f"module 'chanest' has no attribute {name!r}")
     value = getattr(importlib.import_module(_API[name]), name)
     globals()[name] = value

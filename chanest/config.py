@@ -6,11 +6,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from chanest.model import EstimatorConfig
-from chanest.ofdm import OFDMConfig
-from chanest.params import COUNT, DROPOUT, POSITIVE, ParamsError, Range, from_section, get
-from chanest.pdp import check_scenario
-from chanest.train import TrainConfig
+from chanest.estimators.model import EstimatorConfig
+from chanest.channel.ofdm import OFDMConfig
+from chanest.utils.params import COUNT, DROPOUT, POSITIVE, ParamsError, Range, from_section, get
+from chanest.channel.pdp import PDPError, check_scenario
+from chanest.channel.sites import Site, SiteError, check_lists, resolve
+from chanest.training.train import TrainConfig
 
 PDP_SOURCES = ("tr38901", "mat_dir")
 NORMALISATIONS = ("realisation", "pdp")
@@ -18,8 +19,12 @@ NORMALISATIONS = ("realisation", "pdp")
 
 @dataclass(frozen=True)
 class PDPParams:
+    """``pdp``: where the built-in scenario names' PDPs come from (``source``: Sionna's TR 38.901
+    models with these carrier, InF hall and drop count, or ``PDP_<name>.mat`` files in
+    ``mat_dir``), and the folder every PDP file is read from (sites' files included)."""
+
     source: str = "tr38901"
-    mat_dir: str = "data/pdp_mat"
+    mat_dir: str = "data/nyusim-28ghz"
     n_drops: int = 1000
     carrier_ghz: float = 3.5
     inf_subscenario: str = "dh"
@@ -79,18 +84,33 @@ def eval_params(params: dict[str, Any]) -> EvalParams:
 
 
 def scenarios(params: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """(sources, targets), each checked against the known scenarios."""
-    sources = [check_scenario(s) for s in get(params, "scenarios.sources")]
-    targets = [check_scenario(s) for s in get(params, "scenarios.targets")]
-    if not sources:
-        raise ParamsError("params: scenarios.sources is empty")
+    """(sources, targets): safe names, no repeats, none in both, each resolvable to a PDP source
+    (a built-in name or a ``sites`` entry; see :mod:`chanest.channel.sites`)."""
+    sources, targets = check_lists(get(params, "scenarios.sources"), get(params, "scenarios.targets"))
+    sites(params, sources + targets)
     return sources, targets
 
 
+def sites(params: dict[str, Any], names: list[str] | None = None) -> dict[str, Site]:
+    """Every scenario of ``names`` (default: sources, then targets) with its PDP source."""
+    entries = params.get("sites") or {}
+    if not isinstance(entries, dict):
+        raise SiteError(f"params: sites = {entries!r}: expected a mapping of scenario names to sources")
+    for name in entries:
+        try:
+            check_scenario(name)
+        except PDPError as err:
+            raise SiteError(f"params: sites: {err}") from None
+    if names is None:
+        names = all_scenarios(params)
+    pdp = from_section(PDPParams, get(params, "pdp"), "pdp")
+    return {name: resolve(name, entries, pdp) for name in names}
+
+
 def all_scenarios(params: dict[str, Any]) -> list[str]:
-    """The union of sources and targets, in order, without repeats."""
+    """Sources, then targets."""
     sources, targets = scenarios(params)
-    return list(dict.fromkeys(sources + targets))
+    return sources + targets
 
 
 def seed(params: dict[str, Any]) -> int:

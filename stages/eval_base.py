@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chanest import cli, config, data
-from chanest.baselines import StatLMMSE
-from chanest.checkpoint import load_estimator
-from chanest.evaluate import baselines, evaluate, test_set
-from chanest.params import load_params
-from chanest.preprocess import load_processed
-from chanest.train import resolve_device
+from chanest.utils import cli
+from chanest import config
+from chanest.channel import data
+from chanest.estimators.baselines import StatLMMSE
+from chanest.estimators.checkpoint import load_estimator
+from chanest.evaluation.evaluate import baselines, evaluate, test_set
+from chanest.utils.params import load_params
+from chanest.channel.preprocess import load_processed
+from chanest.training.train import resolve_device
 
 PROCESSED, BASE, OUT = Path("data/processed"), Path("models/base"), Path("data/eval/base")
 

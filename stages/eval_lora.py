@@ -13,13 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from chanest import cli, config, data
-from chanest.checkpoint import load_estimator
-from chanest.evaluate import cross_mask, evaluate, test_set
-from chanest.lora import merged_path, read_meta
-from chanest.params import load_params
-from chanest.pdp import check_scenario
-from chanest.train import resolve_device
+from chanest.utils import cli
+from chanest import config
+from chanest.channel import data
+from chanest.estimators.checkpoint import load_estimator
+from chanest.evaluation.evaluate import cross_mask, evaluate, test_set
+from chanest.estimators.lora import merged_path, read_meta
+from chanest.utils.params import load_params
+from chanest.channel.pdp import check_scenario
+from chanest.training.train import resolve_device
 
 PROCESSED, LORA, OUT = Path("data/processed"), Path("models/lora"), Path("data/eval/lora")
 

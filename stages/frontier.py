@@ -1,7 +1,7 @@
 """Stage `frontier@<Target>-<budget>` (frontier/dvc.yaml): one cell of the adaptation frontier.
 
 Trains LoRA at every rank of ``frontier.ranks``, full fine-tuning and the from-scratch reference on
-the first ``<budget>`` target train PDPs (nested subsets, :mod:`chanest.adapt`) and writes their
+the first ``<budget>`` target train PDPs (nested subsets, :mod:`chanest.training.adapt`) and writes their
 per-sample errors on the target's fixed test set to ``data/frontier/<Target>/<budget>.npz``.
 The budget comes from the stage name, not from params, so a changed ``frontier.budgets`` list
 re-runs only the cells it adds.
@@ -12,10 +12,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from chanest import adapt, cli, config
-from chanest.frontier import Cell, FrontierParams, cell_path, run_cell
-from chanest.params import from_section, get, load_params
-from chanest.pdp import check_scenario
+from chanest.training import adapt
+from chanest.utils import cli
+from chanest import config
+from chanest.studies.frontier import Cell, FrontierParams, cell_path, run_cell
+from chanest.utils.params import from_section, get, load_params
+from chanest.channel.pdp import check_scenario
 
 OUT = Path("data/frontier")
 

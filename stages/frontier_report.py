@@ -4,7 +4,7 @@ Joins `eval_base`'s parts (base zero-shot, genie bound) with every cell of ``fro
 ``scenarios.targets`` into ``reports/frontier.csv`` (gap to the genie with PDP-bootstrap 95%
 intervals, paired differences to full fine-tuning on all target PDPs), ``reports/frontier.json``
 (for ``dvc metrics``), ``reports/frontier/<Target>.csv`` (for ``dvc plots``) and the figures
-``reports/figures/frontier/{gap_vs_pdps,gap_vs_weights}.png``.
+``reports/figures/frontier/{gap_vs_pdps,gap_vs_weights,gain_vs_pdps}.png``.
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from chanest import cli, config, plots
-from chanest.evaluate import TestErrors
-from chanest.frontier import FrontierParams, cell_path
-from chanest.frontier_table import summary, table, wide
-from chanest.io import write_csv, write_json
-from chanest.params import from_section, get, load_params
+from chanest.utils import cli
+from chanest import config
+from chanest.evaluation import plots
+from chanest.evaluation.evaluate import TestErrors
+from chanest.studies.frontier import FrontierParams, cell_path
+from chanest.studies.frontier_table import summary, table, wide
+from chanest.utils.io import write_csv, write_json
+from chanest.utils.params import from_section, get, load_params
 
 EVAL, CELLS, REPORTS = Path("data/eval/base"), Path("data/frontier"), Path("reports")
 
@@ -40,6 +42,7 @@ def main() -> None:
     figures = REPORTS / "figures" / "frontier"
     plots.frontier_vs_pdps(df, figures / "gap_vs_pdps.png")
     plots.frontier_vs_weights(df, figures / "gap_vs_weights.png")
+    plots.frontier_gain(df, figures / "gain_vs_pdps.png")
 
 
 if __name__ == "__main__":

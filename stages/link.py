@@ -1,7 +1,7 @@
 """Stage `link@<Target>` (link/dvc.yaml): BLER curves of every estimator in Sionna's 5G NR PUSCH.
 
 For each MCS of ``link.mcs_index`` and each method of ``link.methods``, blocks are decoded around
-the curve's 10% BLER crossing (:mod:`chanest.link`) over channels synthesised from the target's
+the curve's 10% BLER crossing (:mod:`chanest.studies.link`) over channels synthesised from the target's
 test PDPs; every block is written to ``data/link/<Target>.npz`` for `link_report`.
 """
 
@@ -10,10 +10,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from chanest import cli, config
-from chanest.link import LinkParams, LinkTask, run_target, save
-from chanest.params import from_section, get, load_params
-from chanest.pdp import check_scenario
+from chanest.utils import cli
+from chanest import config
+from chanest.studies.link import LinkParams
+from chanest.studies.link_run import LinkTask, run_target, save
+from chanest.utils.params import from_section, get, load_params
+from chanest.channel.pdp import check_scenario
 
 OUT = Path("data/link")
 

@@ -11,11 +11,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from chanest import cli, config, plots
-from chanest.io import write_csv, write_json
-from chanest.link import LinkParams, load
-from chanest.link_report import crossings, points
-from chanest.params import from_section, get, load_params
+from chanest.utils import cli
+from chanest import config
+from chanest.evaluation import plots
+from chanest.utils.io import write_csv, write_json
+from chanest.studies.link import LinkParams
+from chanest.studies.link_run import load
+from chanest.studies.link_report import crossings, points
+from chanest.utils.params import from_section, get, load_params
 
 DATA, REPORTS = Path("data/link"), Path("reports")
 

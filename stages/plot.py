@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from chanest import cli, config, plots
-from chanest.io import write_csv
-from chanest.params import load_params
+from chanest.utils import cli
+from chanest import config
+from chanest.evaluation import plots
+from chanest.utils.io import write_csv
+from chanest.utils.params import load_params
 
 REPORTS, OUT = Path("reports"), Path("reports/figures/eval")
 
@@ -25,7 +27,7 @@ def main() -> None:
     if targets:
         plots.lora_gain(metrics, targets, OUT / "lora_gain.png")
     plots.cross_scenario(pd.read_csv(REPORTS / "cross_scenario.csv"), OUT / "cross_scenario.png")
-    live = REPORTS / "live"  # dvclive's per-step logs (chanest.live)
+    live = REPORTS / "live"  # dvclive's per-step logs (chanest.training.live)
     curves = {"base": plots.read_live_metric(live / "train_base")}
     for t in targets:
         curves[f"lora {t}"] = plots.read_live_metric(live / f"transfer_{t}")

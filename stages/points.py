@@ -2,7 +2,7 @@
 
 Writes ``reports/points.json`` (metrics: NMSE, gap to the genie and paired gains over the base,
 each with its PDP-bootstrap 95% interval) and ``reports/points.csv`` (one row per scenario and
-method); see :mod:`chanest.points`. A scenario with an adapter (``models/lora/<Scenario>``) is
+method); see :mod:`chanest.studies.points`. A scenario with an adapter (``models/lora/<Scenario>``) is
 evaluated with it, and with its full fine-tuning / from-scratch references if they were trained.
 """
 
@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chanest import cli, config, data
-from chanest.baselines import StatLMMSE
-from chanest.checkpoint import load_estimator
-from chanest.evaluate import baselines, evaluate, test_set
-from chanest.io import write_csv, write_json
-from chanest.lora import merged_path
-from chanest.params import from_section, get, load_params
-from chanest.points import PointsParams, summarise, table
-from chanest.preprocess import load_processed
-from chanest.train import resolve_device
+from chanest.utils import cli
+from chanest import config
+from chanest.channel import data
+from chanest.estimators.baselines import StatLMMSE
+from chanest.estimators.checkpoint import load_estimator
+from chanest.evaluation.evaluate import baselines, evaluate, test_set
+from chanest.utils.io import write_csv, write_json
+from chanest.estimators.lora import merged_path
+from chanest.utils.params import ParamsError, from_section, get, load_params
+from chanest.studies.points import PointsParams, summarise, table
+from chanest.channel.preprocess import load_processed
+from chanest.training.train import resolve_device
 
 PROCESSED, BASE, LORA = Path("data/processed"), Path("models/base"), Path("models/lora")
 REPORTS = Path("reports")
@@ -32,6 +34,11 @@ def main() -> None:
     device = resolve_device(ev.device)
     base = load_estimator(BASE, device).eval()
     metrics = {}
+    known = config.all_scenarios(params)
+    for scenario in points.snr_db:
+        if scenario not in known:
+            raise ParamsError(f"params: points.snr_db.{scenario}: not a scenario of scenarios.sources "
+                              f"or scenarios.targets ({', '.join(known)})")
     for scenario, snr_db in points.snr_db.items():
         models = {"base": base}
         if (LORA / scenario).is_dir():

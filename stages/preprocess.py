@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from chanest import cli, config, plots
-from chanest.io import write_json
-from chanest.params import from_section, get, load_params
-from chanest.pdp import mat_filename, read_mat
-from chanest.preprocess import SplitConfig, preprocess, save_processed, stats
+from chanest.utils import cli
+from chanest import config
+from chanest.evaluation import plots
+from chanest.utils.io import write_json
+from chanest.utils.params import from_section, get, load_params
+from chanest.channel.pdp import mat_filename, read_mat
+from chanest.channel.preprocess import SplitConfig, preprocess, save_processed, stats
 
 RAW, OUT = Path("data/raw"), Path("data/processed")
 STATS, FIGURE = Path("reports/pdp_stats.json"), Path("reports/figures/delay_spread_cdf.png")

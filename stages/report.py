@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chanest import cli, config
-from chanest.evaluate import TestErrors, build_report, gains, wide
-from chanest.io import write_csv, write_json
-from chanest.params import load_params
+from chanest.utils import cli
+from chanest import config
+from chanest.evaluation.evaluate import TestErrors, build_report, gains, wide
+from chanest.utils.io import write_csv, write_json
+from chanest.utils.params import load_params
 
 EVAL, REPORTS = Path("data/eval"), Path("reports")
 

@@ -1,8 +1,8 @@
 """Stage `train_base`: train the v4 estimator on the source scenarios; save it strictly loadable.
 
 With ``base.nproc: N > 1`` it re-runs itself under ``torchrun`` with N processes (DDP, see
-:mod:`chanest.distributed`); rank 0 alone validates, checkpoints and writes the outputs.
-Training metrics go to ``reports/live/train_base/`` through dvclive (see :mod:`chanest.live`).
+:mod:`chanest.training.distributed`); rank 0 alone validates, checkpoints and writes the outputs.
+Training metrics go to ``reports/live/train_base/`` through dvclive (see :mod:`chanest.training.live`).
 """
 
 from __future__ import annotations
@@ -12,13 +12,16 @@ from pathlib import Path
 
 import torch
 
-from chanest import cli, config, data, distributed
-from chanest.checkpoint import save_estimator
-from chanest.io import file_sha256, write_json
-from chanest.live import LIVE, TrainingLog
-from chanest.model import ChannelEstimator, n_parameters
-from chanest.params import load_params
-from chanest.train import fingerprint, make_val_sets, train
+from chanest.utils import cli
+from chanest import config
+from chanest.channel import data
+from chanest.training import distributed
+from chanest.estimators.checkpoint import save_estimator
+from chanest.utils.io import file_sha256, write_json
+from chanest.training.live import LIVE, TrainingLog
+from chanest.estimators.model import ChannelEstimator, n_parameters
+from chanest.utils.params import load_params
+from chanest.training.train import fingerprint, make_val_sets, train
 
 PROCESSED, OUT, STATE = Path("data/processed"), Path("models/base"), Path("models/base_state.pt")
 REPORT = Path("reports/train_base.json")

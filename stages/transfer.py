@@ -1,11 +1,11 @@
 """Stage `transfer@<Scenario>`: LoRA-adapt the base to one target scenario (peft).
 
 With ``lora.nproc: N > 1`` it re-runs itself under ``torchrun`` with N processes (DDP around the
-peft model, see :mod:`chanest.distributed`); rank 0 alone validates and writes the outputs.
-Training metrics go to ``reports/live/transfer_<Scenario>/`` through dvclive (see :mod:`chanest.live`),
+peft model, see :mod:`chanest.training.distributed`); rank 0 alone validates and writes the outputs.
+Training metrics go to ``reports/live/transfer_<Scenario>/`` through dvclive (see :mod:`chanest.training.live`),
 those of the full fine-tuning and from-scratch references (``lora.full_ft``, ``lora.scratch``) under
 the prefixes ``full_ft/`` and ``scratch/``. Every method sees the same ``lora.target_pdps`` train
-PDPs of the target (see :mod:`chanest.adapt`).
+PDPs of the target (see :mod:`chanest.training.adapt`).
 """
 
 from __future__ import annotations
@@ -14,14 +14,18 @@ import logging
 import sys
 from pathlib import Path
 
-from chanest import adapt, cli, config, data, distributed, lora
-from chanest.checkpoint import load_estimator
-from chanest.io import write_json
-from chanest.live import LIVE, TrainingLog
-from chanest.model import n_parameters
-from chanest.params import load_params
-from chanest.pdp import check_scenario
-from chanest.train import make_val_sets
+from chanest.training import adapt, distributed
+from chanest.utils import cli
+from chanest import config
+from chanest.channel import data
+from chanest.estimators import lora
+from chanest.estimators.checkpoint import load_estimator
+from chanest.utils.io import write_json
+from chanest.training.live import LIVE, TrainingLog
+from chanest.estimators.model import n_parameters
+from chanest.utils.params import load_params
+from chanest.channel.pdp import check_scenario
+from chanest.training.train import make_val_sets
 
 PROCESSED, BASE, OUT = Path("data/processed"), Path("models/base"), Path("models/lora")
 log = logging.getLogger("stages.transfer")

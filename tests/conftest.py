@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import yaml
 
-from chanest.ofdm import OFDMConfig
-from chanest.pdp import PDP, PDPSet
+from chanest.channel.ofdm import OFDMConfig
+from chanest.channel.pdp import PDP, PDPSet
 
 REPO = Path(__file__).resolve().parents[1]
 NYUSIM_PDP = REPO / "data" / "nyusim-28ghz"  # the research's files, committed (see its README)
@@ -51,7 +51,10 @@ def small_ofdm() -> OFDMConfig:
 # The end-to-end pipeline on tiny params (shared by the slow tests)
 # --------------------------------------------------------------------------------------------
 
-SOURCES, TARGETS = ["UMa_Los", "UMi_Nlos"], ["InF_Los", "RMa_Nlos"]
+# Sionna sources, a Sionna target and a site of one's own: Factory_A, read from a .mat file (the
+# research's NYUSIM InF LOS drops, copied in as if measured)
+SOURCES, TARGETS = ["UMa_Los", "UMi_Nlos"], ["InF_Los", "Factory_A"]
+SITE_FILE = ("data/sites/PDP_Factory_A.mat", NYUSIM_PDP / "PDP_InF_Los.mat")
 TINY = {
     "pdp": {"n_drops": 40},
     "scenarios": {"sources": SOURCES, "targets": TARGETS},
@@ -86,14 +89,19 @@ def ran(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
-def temp_repo(work: Path, params: dict, path: str = "params.yaml") -> Callable[..., str]:
-    """Copy this working tree into ``work``, write ``params`` as its ``path`` (the default
-    pipeline's params.yaml, or e.g. research/params.yaml), commit it in a fresh git repo and return
+def temp_repo(work: Path, params: dict, path: str = "params.yaml",
+              files: dict[str, Path] | None = None) -> Callable[..., str]:
+    """Copy this working tree into ``work`` (and ``files``: ``{path there: file here}``), write
+    ``params`` as its ``path`` (the default pipeline's params.yaml, or e.g.
+    research/params.yaml), commit it in a fresh git repo and return
     ``sh(*cmd)``: runs a command there (venv on PATH, no analytics, a git identity), asserts it
     succeeds and returns its stdout + stderr."""
     for f in repo_files():
         (work / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / f, work / f)
+    for there, here in (files or {}).items():
+        (work / there).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(here, work / there)
     (work / path).write_text(yaml.safe_dump(params, sort_keys=False))
     venv_bin = Path(os.sys.executable).parent
     env = {**os.environ, "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1",
@@ -119,7 +127,9 @@ def pipeline(tmp_path_factory) -> SimpleNamespace:
     budget added) and the link pipelines; run once per test session."""
     work = tmp_path_factory.mktemp("e2e") / "repo"
     params = merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY)
-    sh = temp_repo(work, params)
+    params["pdp"]["mat_dir"] = "data/sites"
+    params["sites"] = {"Factory_A": {"source": "mat", "file": "PDP_Factory_A.mat"}}
+    sh = temp_repo(work, params, files=dict([SITE_FILE]))
     ns = SimpleNamespace(work=work, sh=sh)
     ns.first = sh("dvc", "repro")
     ns.second = sh("dvc", "repro")

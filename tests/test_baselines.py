@@ -9,16 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from chanest.baselines import (
+from chanest.estimators.baselines import (
     StatLMMSE,
     band_correlation,
     genie_lmmse,
     genie_nmse_analytic,
     ls_linear,
 )
-from chanest.ofdm import OFDMConfig
-from chanest.pdp import PDPSet, read_mat
-from chanest.synth import ChannelSampler, db, exponential_pdp_set, nmse
+from chanest.channel.ofdm import OFDMConfig
+from chanest.channel.pdp import PDPSet, read_mat
+from chanest.channel.sampler import ChannelSampler, db, nmse
+from chanest.channel.reference import exponential_pdp_set
 
 NYUSIM = Path(__file__).parents[1] / "data/nyusim-28ghz"  # the committed research files
 CPU = OFDMConfig()

@@ -7,11 +7,12 @@ import math
 import pytest
 import torch
 
-from chanest.baselines import genie_lmmse, ls_linear
-from chanest.delay_prior import GridLMMSE, delay_grid, hermitian_solve
-from chanest.lora import AdapterError, LoraParams, wrap
-from chanest.model import ChannelEstimator
-from chanest.synth import nmse, tap_response
+from chanest.estimators.baselines import genie_lmmse, ls_linear
+from chanest.estimators.delay_prior import GridLMMSE, delay_grid, hermitian_solve
+from chanest.estimators.lora import AdapterError, LoraParams, wrap
+from chanest.estimators.model import ChannelEstimator
+from chanest.channel.sampler import nmse
+from chanest.channel.response import tap_response
 from test_model import tiny_config
 
 

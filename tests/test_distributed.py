@@ -19,11 +19,12 @@ import torch.multiprocessing as mp
 import yaml
 from safetensors.torch import load_file
 
-from chanest import distributed, lora
-from chanest.model import ChannelEstimator
-from chanest.ofdm import OFDMConfig
-from chanest.synth import ChannelSampler
-from chanest.train import TrainConfig, make_val_sets, train
+from chanest.training import distributed
+from chanest.estimators import lora
+from chanest.estimators.model import ChannelEstimator
+from chanest.channel.ofdm import OFDMConfig
+from chanest.channel.sampler import ChannelSampler
+from chanest.training.train import TrainConfig, make_val_sets, train
 from conftest import REPO, SOURCES, TARGETS, TINY, exponential_pdps, merge, temp_repo
 from test_model import tiny_config
 

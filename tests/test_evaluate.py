@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from chanest import stats
-from chanest.evaluate import TestErrors, build_report, cross_mask
+from chanest.evaluation import stats
+from chanest.evaluation.evaluate import TestErrors, build_report, cross_mask
 
 
 def clustered(rng: np.random.Generator, n_clusters: int = 50, per: int = 8) -> tuple[np.ndarray, np.ndarray]:

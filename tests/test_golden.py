@@ -6,7 +6,7 @@ and committed; a machine whose float round-off leaks into the data (as Sionna's 
 delays moved by ~1e-5 ns, which re-drew the split of most PDPs) fails here.
 
 - PDPs: exact (sha256 of the bytes), since they are rounded to a documented precision
-  (:data:`chanest.tr38901.DELAY_STEP_NS`, 6 significant digits) far above float64 round-off.
+  (:data:`chanest.channel.tr38901.DELAY_STEP_NS`, 6 significant digits) far above float64 round-off.
 - Split membership: exact (sha256), and the committed ``reports/pdp_stats.json`` counts are
   re-derived from ``params.yaml``.
 - Test sets and baselines: float32 synthesis may differ by an ulp between CPUs, so to 1e-5
@@ -20,16 +20,16 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
-from chanest import config, tr38901
-from chanest.baselines import genie_lmmse, ls_linear
-from chanest.evaluate import test_set as fixed_test_set
-from chanest.ofdm import OFDMConfig
-from chanest.params import load_params
-from chanest.pdp import PDPSet
-from chanest.preprocess import SplitConfig, preprocess
-from chanest.synth import ChannelSampler, db, nmse
+from chanest import config
+from chanest.channel import tr38901
+from chanest.estimators.baselines import genie_lmmse, ls_linear
+from chanest.evaluation.evaluate import test_set as fixed_test_set
+from chanest.channel.ofdm import OFDMConfig
+from chanest.utils.params import load_params
+from chanest.channel.pdp import PDPSet
+from chanest.channel.preprocess import SplitConfig, preprocess
+from chanest.channel.sampler import ChannelSampler, db, nmse
 from conftest import REPO
 
 SEED, N_DROPS = 2026, 64
@@ -41,10 +41,10 @@ GOLDEN = {
                 "counts": [56, 5, 3], "first_delays_ns": [0.0, 35.427, 60.443, 65.157]},
 }
 # UMa_Nlos test split, CPU-profile numerology, SNR 0 and 20 dB, 100 realisations each, eval seed 7
-GOLDEN_TEST_SET = {
-    "h": [0.672988 + 0.135337j, 0.650106 + 0.031441j, 0.607908 - 0.064234j],  # sample 0, subcarriers 0-2
-    "h_ls": [0.538541 - 0.950517j, 0.578099 - 1.252264j, 0.624908 - 0.125238j],  # sample 1, pilots 0-2
-    "nmse_db": {"ls": [-1.2329, -21.0098], "lmmse_genie": [-14.3956, -33.8033]},
+GOLDEN_TEST_SET = {  # the UMa_Nlos test set of eval seed 7, seeded by the scenario's name
+    "h": [-0.443225 + 0.825550j, -0.424599 + 0.829551j, -0.406281 + 0.832817j],  # sample 0, subcarriers 0-2
+    "h_ls": [-0.220857 - 0.239789j, -0.630499 - 0.638443j, -1.360590 - 0.823986j],  # sample 1, pilots 0-2
+    "nmse_db": {"ls": [-1.2735, -21.1009], "lmmse_genie": [-14.0842, -33.6826]},
 }
 
 
@@ -100,14 +100,10 @@ def test_committed_split_counts_follow_from_params():
     p = config.PDPParams(**params["pdp"])
     if p.source != "tr38901":
         pytest.skip("params.yaml reads PDP files (pdp.source: mat_dir)")
-    from chanest.pdp import SCENARIOS
-
     committed = json.loads((REPO / "reports/pdp_stats.json").read_text())
     split = SplitConfig(**params["preprocess"]["split"])
-    for scenario in config.all_scenarios(params):
-        pdps = tr38901.generate_pdps(scenario, p.n_drops, p.carrier_ghz * 1e9,
-                                     config.seed(params) + 1000 * SCENARIOS.index(scenario),
-                                     inf_subscenario=p.inf_subscenario)
+    for scenario, site in config.sites(params).items():
+        pdps = site.load(config.seed(params))  # Sionna scenarios drawn here; files read
         got = preprocess(scenario, pdps, config.ofdm(params).cp_s, split, config.seed(params))
         counts = np.bincount(got.split, minlength=3).tolist()
         want = [committed[scenario][f"n_{s}"] for s in ("train", "val", "test")]
@@ -120,8 +116,7 @@ def test_committed_baseline_rows_follow_from_params():
     0.001 dB, the bar for any machine."""
     import pandas as pd
 
-    from chanest.baselines import StatLMMSE
-    from chanest.pdp import SCENARIOS
+    from chanest.estimators.baselines import StatLMMSE
 
     params = load_params(REPO / "params.yaml")
     p = config.PDPParams(**params["pdp"])
@@ -133,8 +128,7 @@ def test_committed_baseline_rows_follow_from_params():
     committed = pd.read_csv(REPO / "reports/nmse_vs_snr.csv")
     split = SplitConfig(**params["preprocess"]["split"])
     for scenario in ("UMa_Los", "RMa_Nlos"):
-        pdps = tr38901.generate_pdps(scenario, p.n_drops, p.carrier_ghz * 1e9, seed + 1000 * SCENARIOS.index(scenario),
-                                     inf_subscenario=p.inf_subscenario)
+        pdps = config.sites(params, [scenario])[scenario].load(seed)
         got = preprocess(scenario, pdps, ofdm.cp_s, split, seed)
         batch = fixed_test_set(ChannelSampler(got.pdps.subset(np.flatnonzero(got.split == 2)), ofdm),
                                ev.snr_db, ev.n_samples, ev.seed)

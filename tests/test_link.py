@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from chanest import link
-from chanest.baselines import genie_lmmse, ls_linear
-from chanest.bler import TARGET_BLER, fit_logistic
-from chanest.link_report import clopper_pearson, crossings, points
-from chanest.ofdm import OFDMConfig
-from chanest.synth import ChannelSampler
+from chanest.studies import link
+from chanest.estimators.baselines import genie_lmmse, ls_linear
+from chanest.studies.bler import TARGET_BLER, fit_logistic
+from chanest.studies.link_report import clopper_pearson, crossings, points
+from chanest.channel.ofdm import OFDMConfig
+from chanest.channel.sampler import ChannelSampler
 from conftest import exponential_pdps
 
 pytest.importorskip("sionna.phy.nr")
@@ -130,8 +130,7 @@ def test_the_logistic_fit_recovers_a_known_crossing_and_its_interval_covers_it()
     true_s10, slope = 5.0, -1.6  # logit(p) = logit(0.1) + slope (s - s10)
     logit = math.log(TARGET_BLER / (1 - TARGET_BLER)) + slope * (snr - true_s10)
     err = rng.random(len(snr)) < 1 / (1 + np.exp(-logit))
-    from chanest import stats
-
+    from chanest.evaluation import stats
     w = np.vstack([np.ones((1, len(snr))), stats.cluster_weights(np.arange(len(snr)), 300, rng)])
     s = fit_logistic(snr, err, w)
     lo, hi = stats.interval(s[1:])

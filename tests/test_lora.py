@@ -8,11 +8,11 @@ import json
 import pytest
 import torch
 
-from chanest.checkpoint import CheckpointError, load_estimator, save_estimator
-from chanest.lora import AdapterError, LoraParams, describe, load_adapter, merged_path, save_adapter, state_hash, wrap
-from chanest.model import ChannelEstimator, n_parameters
-from chanest.synth import ChannelSampler
-from chanest.train import TrainConfig, make_val_sets, train
+from chanest.estimators.checkpoint import CheckpointError, load_estimator, save_estimator
+from chanest.estimators.lora import AdapterError, LoraParams, describe, load_adapter, merged_path, save_adapter, state_hash, wrap
+from chanest.estimators.model import ChannelEstimator, n_parameters
+from chanest.channel.sampler import ChannelSampler
+from chanest.training.train import TrainConfig, make_val_sets, train
 from conftest import exponential_pdps
 from test_model import tiny_config
 
@@ -103,3 +103,11 @@ def test_adapter_config_is_peft_save_pretrained_output(adapted):
     cfg = json.loads((adapted[0] / "adapter" / "adapter_config.json").read_text())
     assert cfg["peft_type"] == "LORA" and cfg["r"] == 4
     assert (adapted[0] / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_the_adapter_config_lists_target_modules_sorted(adapted):
+    """peft writes target_modules in set order (per-process string hashing): chanest sorts them, so
+    the same adapter is the same bytes in every run (seen: two runs of one transfer differed there)."""
+    root, *_ = adapted
+    modules = json.loads((root / "adapter" / "adapter_config.json").read_text())["target_modules"]
+    assert len(modules) > 3 and modules == sorted(modules)

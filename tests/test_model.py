@@ -8,8 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from chanest.checkpoint import CheckpointError, load_estimator, save_estimator
-from chanest.model import ChannelEstimator, EstimatorConfig
+from chanest.estimators.checkpoint import CheckpointError, load_estimator, save_estimator
+from chanest.estimators.model import ChannelEstimator, EstimatorConfig
 
 
 def tiny_config(ofdm, residual: str = "robust_lmmse") -> EstimatorConfig:

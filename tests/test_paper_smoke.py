@@ -14,7 +14,9 @@ import math
 import pytest
 import yaml
 
-from conftest import REPO, SOURCES, TARGETS, merge, ran, temp_repo
+from conftest import REPO, SOURCES, merge, ran, temp_repo
+
+TARGETS = ["InF_Los", "NYU_InF"]  # a Sionna target and the profile's NYUSIM site
 
 pytestmark = pytest.mark.slow
 

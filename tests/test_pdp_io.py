@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import scipy.io
 
-from chanest.io import write_npz
-from chanest.pdp import PDP, SCENARIOS, PDPError, check_scenario, read_mat, scenario_from_filename, write_mat
-from chanest.preprocess import content_key, normalise
+from chanest.utils.io import write_npz
+from chanest.channel.pdp import PDP, SCENARIOS, PDPError, check_scenario, read_mat, scenario_from_filename, write_mat
+from chanest.channel.preprocess import content_key, normalise
 from conftest import REPO
 
 
@@ -103,10 +103,12 @@ def test_corrupt_file_and_unknown_scenario_are_rejected(tmp_path):
     path.write_bytes(b"this is not a MATLAB file" * 10)
     with pytest.raises(PDPError, match="not a readable MATLAB .mat file"):
         read_mat(path)
-    with pytest.raises(PDPError, match="unknown scenario 'UMa_LOS'"):
-        check_scenario("UMa_LOS")
-    with pytest.raises(PDPError, match="unknown scenario 'Moon_Los'"):
-        scenario_from_filename(tmp_path / "PDP_Moon_Los.mat")
+    assert check_scenario("Factory_A") == "Factory_A"  # any safe name is a scenario
+    for unsafe in ("UMa Los", "1st_site", "../x", "a" * 41, "InF-Los", ""):
+        with pytest.raises(PDPError, match="is not safe"):
+            check_scenario(unsafe)
+    with pytest.raises(PDPError, match="'Moon Los' is not safe"):
+        scenario_from_filename(tmp_path / "PDP_Moon Los.mat")
 
 
 def test_pdp_stage_fails_cleanly_on_a_bad_file(tmp_path):

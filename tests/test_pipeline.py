@@ -8,6 +8,7 @@ import io
 import json
 
 import matplotlib.image
+import numpy as np
 import pytest
 
 from conftest import SOURCES, TARGETS, ran
@@ -41,6 +42,26 @@ def test_repro_runs_every_stage_and_writes_every_output(pipeline):
     assert not (w / "reports/curves").exists()  # the hand-written CSV curves are gone
     status = pipeline.sh("dvc", "status", "dvc.yaml")  # (the frontier's stages are not run by default)
     assert "up to date" in status
+
+
+def test_a_site_of_ones_own_is_read_from_its_file_adapted_evaluated_and_plotted(pipeline):
+    """Factory_A (a .mat file beside Sionna sources) goes through every stage under its own name."""
+    from chanest.channel.pdp import read_mat
+    from conftest import SITE_FILE
+
+    w = pipeline.work
+    got, want = read_mat(w / "data/raw/PDP_Factory_A.mat"), read_mat(SITE_FILE[1])
+    assert len(got) == len(want)  # the same taps (delays through ns and back: to float64 rounding)
+    assert all(np.allclose(a.delays_s, b.delays_s, rtol=1e-12, atol=0) and np.array_equal(a.powers, b.powers)
+               for a, b in zip(got, want))
+    assert "Factory_A: 1000 PDPs from file data/sites/PDP_Factory_A.mat" in pipeline.first
+    metrics = json.loads((w / "reports/metrics.json").read_text())["Factory_A"]
+    assert {"ls", "lmmse_genie", "base", "lora", "full_ft", "scratch"} <= set(metrics)
+    assert metrics["lora"]["gap_to_genie_db"] > 0  # the genie stays a bound on the site too
+    assert (w / "reports/figures/eval/nmse_Factory_A.png").stat().st_size > 10_000
+    assert "Factory_A" in (w / "reports/nmse_vs_snr.csv").read_text()
+    inspect = pipeline.sh("python", "-m", "chanest.estimators.inspect_adapter", "models/lora/Factory_A")
+    assert '"loads_cleanly": true' in inspect and '"base_matches": true' in inspect
 
 
 def test_second_repro_runs_nothing(pipeline):
@@ -115,14 +136,15 @@ def test_split_evaluation_equals_evaluating_everything_in_one_process(pipeline):
     metrics that eval_base, eval_lora@* (cross subsets only) and report wrote in their own processes."""
     import numpy as np
 
-    from chanest import config, data
-    from chanest.baselines import StatLMMSE
-    from chanest.checkpoint import load_estimator
-    from chanest.evaluate import baselines, build_report, cross_mask, evaluate
-    from chanest.evaluate import test_set as fixed_test_set
-    from chanest.lora import read_meta
-    from chanest.params import load_params
-    from chanest.preprocess import load_processed
+    from chanest import config
+    from chanest.channel import data
+    from chanest.estimators.baselines import StatLMMSE
+    from chanest.estimators.checkpoint import load_estimator
+    from chanest.evaluation.evaluate import baselines, build_report, cross_mask, evaluate
+    from chanest.evaluation.evaluate import test_set as fixed_test_set
+    from chanest.estimators.lora import read_meta
+    from chanest.utils.params import load_params
+    from chanest.channel.preprocess import load_processed
 
     w = pipeline.work
     params = load_params(w / "params.yaml")
@@ -169,7 +191,7 @@ def test_split_evaluation_equals_evaluating_everything_in_one_process(pipeline):
 
 
 def test_exp_show_lists_the_live_training_metrics_and_dvclive_leaves_dvc_yaml_alone(pipeline):
-    """dvclive's files (chanest.live) are declared in dvc.yaml: `dvc exp show` lists the training
+    """dvclive's files (chanest.training.live) are declared in dvc.yaml: `dvc exp show` lists the training
     metrics, `dvc plots show` draws the per-step logs, and no dvc.yaml was written or changed."""
     w, sh = pipeline.work, pipeline.sh
     rows = json.loads(sh("dvc", "exp", "show", "--json", "--no-pager"))
@@ -213,7 +235,7 @@ def test_exp_show_lists_the_live_training_metrics_and_dvclive_leaves_dvc_yaml_al
 
 FRONTIER_COLUMNS = ["scenario", "method", "r", "target_pdps", "trainable_parameters", "gap_to_genie_db",
                     "ci_low_db", "ci_high_db", "delta_vs_full_ft_all_db", "delta_ci_low_db", "delta_ci_high_db",
-                    "wall_s"]
+                    "gain_vs_base_db", "gain_ci_low_db", "gain_ci_high_db", "wall_s"]
 
 
 def test_the_frontier_runs_every_cell_and_writes_its_table_metrics_and_figures(pipeline):
@@ -234,12 +256,19 @@ def test_the_frontier_runs_every_cell_and_writes_its_table_metrics_and_figures(p
         ft_all = next(r for r in rows if r["scenario"] == t and r["method"] == "full_ft"
                       and int(r["target_pdps"]) == n_train[t])
         assert float(ft_all["delta_vs_full_ft_all_db"]) == 0.0
+        base = next(r for r in rows if r["scenario"] == t and r["method"] == "base")
+        assert float(base["gain_vs_base_db"]) == 0.0
+        for r in rows:  # the gain is the base's gap minus the method's, with its paired interval
+            if r["scenario"] == t:
+                gain = float(base["gap_to_genie_db"]) - float(r["gap_to_genie_db"])
+                assert float(r["gain_vs_base_db"]) == pytest.approx(gain, abs=2e-3)
+                assert float(r["gain_ci_low_db"]) <= float(r["gain_vs_base_db"]) <= float(r["gain_ci_high_db"])
     summary = json.loads((w / "reports/frontier.json").read_text())
     assert set(summary) == set(TARGETS)
     for t in TARGETS:
         wide = list(csv.DictReader((w / f"reports/frontier/{t}.csv").open()))
         assert list(wide[0]) == ["target_pdps", "base", "lora_r1", "lora_r4", "lora_r16", "full_ft", "scratch"]
-    for png in ("gap_vs_pdps.png", "gap_vs_weights.png"):
+    for png in ("gap_vs_pdps.png", "gap_vs_weights.png", "gain_vs_pdps.png"):
         img = matplotlib.image.imread(w / "reports/figures/frontier" / png)
         assert img.ndim == 3 and img.shape[0] > 300 and img.std() > 0.01, png
 

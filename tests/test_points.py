@@ -1,14 +1,14 @@
-"""Operating points (chanest.points): one SNR per scenario, every method with paired intervals."""
+"""Operating points (chanest.studies.points): one SNR per scenario, every method with paired intervals."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from chanest.evaluate import TestErrors
-from chanest.params import ParamsError, from_section
-from chanest.pdp import PDPError
-from chanest.points import PointsParams, summarise, table
+from chanest.evaluation.evaluate import TestErrors
+from chanest.utils.params import ParamsError, from_section
+from chanest.channel.pdp import PDPError
+from chanest.studies.points import PointsParams, summarise, table
 
 
 def point(rng: np.random.Generator, snr_db: float = 21.7, lora_db: float = 0.5) -> TestErrors:
@@ -56,7 +56,7 @@ def test_two_snrs_are_not_one_operating_point():
 
 @pytest.mark.parametrize("section, match", [
     ({"snr_db": {}}, "snr_db is empty"),
-    ({"snr_db": {"Factory": 10.0}}, "unknown scenario"),
+    ({"snr_db": {"Fac tory": 10.0}}, "is not safe"),
     ({"snr_db": {"InF_Los": "high"}}, "points.snr_db.InF_Los"),
     ({"snr_db": {"InF_Los": 10.0}, "n_samples": 1}, "n_samples"),
 ])

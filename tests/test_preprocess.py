@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chanest.pdp import PDP, read_mat
-from chanest.preprocess import SplitConfig, load_processed, normalise, preprocess, save_processed, stats
+from chanest.channel.pdp import PDP, read_mat
+from chanest.channel.preprocess import SplitConfig, load_processed, normalise, preprocess, save_processed, stats
 
 
 def random_pdps(n: int, seed: int) -> list[PDP]:

@@ -56,7 +56,7 @@ def shared(pipeline, tmp_path_factory):
     ns["clone_status"] = in_clone("dvc", "status", *RAN)
     ns["clone_repro"] = in_clone("dvc", "repro")
     ns["clone_git_status"] = in_clone("git", "status", "--porcelain")
-    ns["inspect"] = {t: in_clone("python", "-m", "chanest.inspect_adapter", f"models/lora/{t}")
+    ns["inspect"] = {t: in_clone("python", "-m", "chanest.estimators.inspect_adapter", f"models/lora/{t}")
                      for t in TARGETS}
     ns.update(src=src, clone=clone, remote=remote)
     return ns

@@ -9,19 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from chanest.ofdm import OFDMConfig
-from chanest.pdp import PDP, PDPSet, read_mat
-from chanest.synth import (
-    ChannelSampler,
-    db,
-    dirichlet_gram,
-    exponential_pdp_set,
-    grid_split,
-    nmse,
-    reference_synthesis_numpy,
-    tap_correlate,
-    tap_response,
-)
+from chanest.channel.ofdm import OFDMConfig
+from chanest.channel.pdp import PDP, PDPSet, read_mat
+from chanest.channel.reference import exponential_pdp_set, reference_synthesis_numpy
+from chanest.channel.response import dirichlet_gram, grid_split, tap_correlate, tap_response
+from chanest.channel.sampler import ChannelSampler, db, nmse
 
 NYUSIM = Path(__file__).parents[1] / "data/nyusim-28ghz"  # the committed research files
 CPU = OFDMConfig()

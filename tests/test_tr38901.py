@@ -1,4 +1,4 @@
-"""Tests of chanest.tr38901: PDPs drawn from Sionna's TR 38.901 models against Table 7.5-6.
+"""Tests of chanest.channel.tr38901: PDPs drawn from Sionna's TR 38.901 models against Table 7.5-6.
 
 Generation is fast (about 0.15 s per 1,000 drops on 2 CPU cores), so each scenario uses 2,000
 drops: the statistical tolerances below shrink with sqrt(n).
@@ -14,8 +14,8 @@ import sionna.phy
 import torch
 from sionna.phy.channel.tr38901 import models
 
-from chanest import tr38901
-from chanest.pdp import SCENARIOS, PDPError
+from chanest.channel import tr38901
+from chanest.channel.pdp import SCENARIOS, PDPError
 
 N_DROPS = 2000
 SEED = 1234
@@ -165,9 +165,9 @@ def test_global_rng_state_restored():
 
 
 def test_unknown_scenario_raises():
-    with pytest.raises(PDPError, match="unknown scenario"):
+    with pytest.raises(PDPError, match="unknown TR 38.901 scenario"):
         tr38901.generate_pdps("UMa_LOS", 10, 3.5e9, seed=0)
-    with pytest.raises(PDPError, match="unknown scenario"):
+    with pytest.raises(PDPError, match="unknown TR 38.901 scenario"):
         tr38901.table_7_5_6("Foo_Los", 3.5e9)
     with pytest.raises(PDPError, match="sub-scenario"):
         tr38901.generate_pdps("InF_Los", 10, 3.5e9, seed=0, inf_subscenario="hh")

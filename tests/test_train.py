@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 import torch
 
-from chanest.model import ChannelEstimator
-from chanest.synth import ChannelSampler
-from chanest.train import TrainConfig, make_val_sets, train
+from chanest.estimators.model import ChannelEstimator
+from chanest.channel.sampler import ChannelSampler
+from chanest.training.train import TrainConfig, make_val_sets, train
 from conftest import exponential_pdps
 from test_model import tiny_config
 
@@ -109,7 +109,7 @@ def test_amp_bf16_on_cpu_warns_and_trains_in_float32(small_ofdm):
 
 def test_nproc_and_amp_params_are_checked_naming_the_key():
     from chanest import config
-    from chanest.params import ParamsError
+    from chanest.utils.params import ParamsError
 
     section = {"steps": 10, "batch_size": 64}
     assert config.train({"base": section}, "base").nproc == 1
@@ -169,14 +169,14 @@ def test_a_resumed_run_logs_the_whole_history(small_ofdm, tmp_path):
 
 
 def test_training_log_writes_dvclive_files_without_dvc_yaml_or_network(tmp_path, monkeypatch):
-    """chanest.live on dvclive: per-step TSVs and metrics.json, no dvc.yaml, no Studio even with a
+    """chanest.training.live on dvclive: per-step TSVs and metrics.json, no dvc.yaml, no Studio even with a
     token configured, no socket opened."""
     import json
     import socket
     from types import SimpleNamespace
 
-    from chanest.live import TrainingLog
-    from chanest.plots import read_live_metric
+    from chanest.training.live import TrainingLog
+    from chanest.evaluation.plots import read_live_metric
 
     attempts = []
 
@@ -214,3 +214,25 @@ def test_training_log_writes_dvclive_files_without_dvc_yaml_or_network(tmp_path,
     tsvs = [f"reports/live/run/plots/metrics/{p}{m}.tsv" for p in ("", "full_ft/") for m in names]
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert written == sorted(["reports/live/run/metrics.json", *tsvs])  # no dvc.yaml, report, .dvc
+
+
+def test_a_step_whose_loss_overflows_is_skipped_and_the_weights_stay_finite(small_ofdm, monkeypatch, caplog):
+    """An overflowing loss (inf, so inf and then NaN gradients) skips that update: the weights stay
+    finite, training goes on and says so; without the guard the NaN reached the weights."""
+    from chanest.training import train as train_module
+
+    calls = {"n": 0}
+    real = train_module.loss_fn
+
+    def overflow_at_step_3(kind, est, batch):
+        calls["n"] += 1
+        loss = real(kind, est, batch)
+        return loss * float("inf") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(train_module, "loss_fn", overflow_at_step_3)
+    model, sampler, val = setup(small_ofdm, residual="delay_prior")
+    with caplog.at_level("WARNING", logger="chanest.training.train"):
+        result = train(model, sampler, val, dataclasses.replace(CFG, steps=10, val_every=5), seed=3)
+    assert result.steps == 10
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert "step 3: non-finite gradient norm, update skipped (1 so far)" in caplog.text

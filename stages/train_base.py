@@ -21,7 +21,7 @@ from chanest.utils.io import file_sha256, write_json
 from chanest.training.live import LIVE, TrainingLog
 from chanest.estimators.model import ChannelEstimator, n_parameters
 from chanest.utils.params import load_params
-from chanest.training.train import fingerprint, make_val_sets, train
+from chanest.training.train import code_fingerprint, fingerprint, make_val_sets, train
 
 PROCESSED, OUT, STATE = Path("data/processed"), Path("models/base"), Path("models/base_state.pt")
 REPORT = Path("reports/train_base.json")
@@ -48,7 +48,7 @@ def run(params, seed, ofdm, norm, sources, cfg, device) -> None:
     val_sets = (make_val_sets(data.samplers(PROCESSED, sources, "val", ofdm, norm, device), cfg, seed + 1)
                 if distributed.is_main() else {})
     data_hash = [file_sha256(PROCESSED / f"{s}.npz") for s in sources]
-    run_id = fingerprint(cfg, model.cfg, ofdm, norm, seed, sources, data_hash)
+    run_id = fingerprint(cfg, model.cfg, ofdm, norm, seed, sources, data_hash, code_fingerprint(__file__))
     live = TrainingLog(LIVE / "train_base") if distributed.is_main() else None
     result = train(model, sampler, val_sets, cfg, seed, STATE, run_id, name="train_base",
                    log_step=live.logger() if live else None)

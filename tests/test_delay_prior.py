@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from chanest.estimators.baselines import genie_lmmse, ls_linear
+from chanest.estimators import delay_prior
 from chanest.estimators.delay_prior import GridLMMSE, delay_grid, hermitian_solve
 from chanest.estimators.lora import AdapterError, LoraParams, wrap
 from chanest.estimators.model import ChannelEstimator
@@ -87,6 +88,24 @@ def test_grid_lmmse_gradient_reaches_the_prior(small_ofdm):
     # one step along the gradient lowers the error (it points somewhere useful)
     after = loss_at(logits - 0.5 * grad / grad.abs().max())
     assert after < loss
+
+
+def test_a_prior_with_exact_zeros_gives_finite_gradients_and_the_same_estimate(small_ofdm):
+    # a peaked prior underflows to exact zeros in float32 (softmax of logits 200 apart); sqrt's
+    # derivative at 0 made such a step's gradient non-finite (seen training from scratch on
+    # near-flat NYUSIM RMa channels)
+    grid, _, _, h, y, s = grid_setup(small_ofdm, batch=8)
+    logits = torch.zeros(8, grid.n_grid)
+    logits[:, :3] = 200.0
+    logits.requires_grad_(True)
+    power = torch.softmax(logits, -1)
+    assert (power == 0).any()
+    est = grid(y.to(torch.complex64), s.float(), power)
+    (grad,) = torch.autograd.grad(nmse(est, h.to(torch.complex64)).mean(), logits)
+    assert torch.isfinite(grad).all() and grad.abs().max() > 0
+    # the value is the clamped square root's, bit for bit
+    p = torch.tensor([-1.0, 0.0, 1e-300, 0.25, 2.0], dtype=torch.float64)
+    assert torch.equal(delay_prior._amplitude(p), p.clamp_min(0.0).sqrt())
 
 
 def test_lora_reaches_the_delay_prior_but_not_its_dilated_convolutions(small_ofdm):

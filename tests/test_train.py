@@ -9,7 +9,8 @@ import torch
 
 from chanest.estimators.model import ChannelEstimator
 from chanest.channel.sampler import ChannelSampler
-from chanest.training.train import TrainConfig, make_val_sets, train
+from chanest.training import train as train_module
+from chanest.training.train import TrainConfig, code_fingerprint, make_val_sets, train
 from conftest import exponential_pdps
 from test_model import tiny_config
 
@@ -90,6 +91,24 @@ def test_interrupted_run_resumes_to_identical_weights(small_ofdm, tmp_path, inte
     res = train(other, sampler, val, dataclasses.replace(CFG, steps=20), seed=3, state_path=state,
                 run_id="another")
     assert res.steps == 20
+
+
+def test_the_code_fingerprint_follows_the_package_and_the_stage_script(tmp_path, monkeypatch):
+    """A state written by other code is not resumed: the run id holds a hash of the source."""
+    package = tmp_path / "chanest"
+    (package / "training").mkdir(parents=True)
+    (package / "model.py").write_text("WIDTH = 64\n")
+    (package / "training" / "train.py").write_text("")
+    stage = tmp_path / "train_base.py"
+    stage.write_text("main()\n")
+    monkeypatch.setattr(train_module, "__file__", str(package / "training" / "train.py"))
+    first = code_fingerprint(stage)
+    assert code_fingerprint(stage) == first
+    (package / "model.py").write_text("WIDTH = 128\n")  # the package changed
+    second = code_fingerprint(stage)
+    assert second != first
+    stage.write_text("main(fast=True)\n")  # the stage script changed
+    assert code_fingerprint(stage) not in (first, second)
 
 
 def test_amp_bf16_on_cpu_warns_and_trains_in_float32(small_ofdm):

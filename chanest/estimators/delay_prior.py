@@ -64,6 +64,17 @@ def hermitian_solve(m: Tensor, r: Tensor) -> Tensor:
     return _HermitianSolve.apply(m, r)
 
 
+def _amplitude(power: Tensor) -> Tensor:
+    """``sqrt(max(power, 0))`` with a zero derivative where ``power <= 0``.
+
+    A softmax prior that underflows to exactly 0 at some delays (a peaked prior in float32) would
+    otherwise meet sqrt's infinite derivative at 0 and give a non-finite gradient (0 * inf). The
+    value is bit for bit ``power.clamp_min(0).sqrt()``; where power > 0 so is the gradient.
+    """
+    positive = power > 0
+    return torch.where(positive, torch.where(positive, power, 1.0).sqrt(), 0.0)
+
+
 class GridLMMSE(nn.Module):
     """LMMSE for taps ``a_g ~ CN(0, p_g)`` on fixed delays ``tau_g``, all in one batch.
 
@@ -97,7 +108,7 @@ class GridLMMSE(nn.Module):
         Never under autocast: the solve is complex128 even inside a bf16 training step.
         """
         with torch.autocast(y.device.type, enabled=False):
-            d = power.double().clamp_min(0.0).sqrt()  # (B, G) prior amplitudes
+            d = _amplitude(power.double())  # (B, G) prior amplitudes
             s = noise_var.double()
             rhs = self.matched_filter(y.to(torch.complex64)).to(torch.complex128) * (d / s[:, None])
             if torch.is_grad_enabled():

@@ -223,6 +223,22 @@ def fingerprint(*parts: object) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def code_fingerprint(*files: str | os.PathLike) -> str:
+    """A short hash of the ``chanest`` package's source (every ``.py`` file, path and bytes) and of
+    ``files`` (the calling stage script).
+
+    Part of a resumable state's run id: a state written by other code is not resumed, so a code
+    change that DVC re-runs ``train_base`` for trains afresh instead of finishing the old run.
+    """
+    package = Path(__file__).resolve().parents[1]
+    paths = [(p.relative_to(package).as_posix(), p) for p in sorted(package.rglob("*.py"))]
+    paths += [(Path(f).name, Path(f)) for f in files]
+    h = hashlib.sha256()
+    for name, path in paths:
+        h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def train(
     model: nn.Module,
     sampler: ChannelSampler,
@@ -325,8 +341,8 @@ def train(
         if main and (step % cfg.log_every == 0 or step == cfg.steps):
             now = time.perf_counter()
             rate = seen / (now - t_log)
-            last = history[-1]["val_nmse_db"] if history else float("nan")
-            log.info("%s step %d/%d loss %.4g val %.2f dB (best %.2f @ %d) lr %.2e %.0f samples/s",
+            last = f"{history[-1]['val_nmse_db']:.2f}" if history else "-"  # "-": not validated yet
+            log.info("%s step %d/%d loss %.4g val %s dB (best %.2f @ %d) lr %.2e %.0f samples/s",
                      name, step, cfg.steps, loss_value, last, best["mean"], best_step,
                      sched.get_last_lr()[0], rate)
             t_log, seen = now, 0

@@ -2,10 +2,11 @@
 its checkpoint (``models/base_state.pt``, a ``persist: true`` output) and ends with the same weights,
 byte for byte, as a run that was never interrupted.
 
-Every run here is single-threaded. At 2 threads, CPU training is not always bit-reproducible run
-to run: in about 1 of 20 runs of this tiny training, with no kill at all, the loss left an
-undisturbed run's in the 7th significant digit within the first 40 steps, which made this test
-flaky. With one thread, the resume is the only difference between the two runs compared."""
+Every run here is single-threaded. At 2 threads, the first threaded MKL call of a process (torch's
+float64 ``sin``, in the sampler's Gram matrices) now and then returns different last bits (see
+docs/reproducibility.md), so about 1 run in 20 of this tiny training left an undisturbed run's
+loss in the 7th significant digit, kill or no kill, and this test was flaky. With one thread, the
+resume is the only difference between the two runs compared."""
 
 from __future__ import annotations
 

@@ -23,6 +23,10 @@ from __future__ import annotations
 
 import importlib
 
+from chanest.utils import cpu as _cpu
+
+_cpu.pin()  # one CPU instruction-set path before anything loads torch (chanest.utils.cpu)
+
 __version__ = "0.1.0"
 
 #: public name -> the module that defines it

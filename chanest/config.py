@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from chanest.estimators.model import EstimatorConfig
+from chanest.estimators.nomp import NOMPConfig
 from chanest.channel.ofdm import OFDMConfig
 from chanest.utils.params import COUNT, DROPOUT, POSITIVE, ParamsError, Range, from_section, get
 from chanest.channel.pdp import PDPError, check_scenario
@@ -51,10 +52,13 @@ class ModelParams:
     delay_oversample: float = 2.0
     delay_channels: int = 32
     delay_blocks: int = 5
+    offgrid_taps: int = 0
+    offgrid_cyclic_rounds: int = 1
 
     RANGES: ClassVar[dict[str, Range]] = {
         "token_size": COUNT, "d_model": COUNT, "n_heads": COUNT, "n_layers": COUNT, "d_ff": COUNT,
         "dropout": DROPOUT, "delay_oversample": POSITIVE, "delay_channels": COUNT, "delay_blocks": COUNT,
+        "offgrid_taps": Range(0.0), "offgrid_cyclic_rounds": COUNT,
     }
 
 
@@ -81,6 +85,11 @@ class EvalParams:
 
 def eval_params(params: dict[str, Any]) -> EvalParams:
     return from_section(EvalParams, get(params, "eval"), "eval")
+
+
+def nomp(params: dict[str, Any]) -> NOMPConfig:
+    """``nomp``: the settings of the NOMP baseline (:mod:`chanest.estimators.nomp`)."""
+    return from_section(NOMPConfig, get(params, "nomp"), "nomp")
 
 
 def scenarios(params: dict[str, Any]) -> tuple[list[str], list[str]]:

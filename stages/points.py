@@ -15,6 +15,7 @@ from chanest import config
 from chanest.channel import data
 from chanest.estimators.baselines import StatLMMSE
 from chanest.estimators.checkpoint import load_estimator
+from chanest.estimators.nomp import NOMP
 from chanest.evaluation.evaluate import baselines, evaluate, test_set
 from chanest.utils.io import write_csv, write_json
 from chanest.estimators.lora import merged_path
@@ -33,6 +34,7 @@ def main() -> None:
     points = from_section(PointsParams, get(params, "points"), "points")
     device = resolve_device(ev.device)
     base = load_estimator(BASE, device).eval()
+    nomp = NOMP(ofdm, config.nomp(params))
     metrics = {}
     known = config.all_scenarios(params)
     for scenario in points.snr_db:
@@ -49,7 +51,7 @@ def main() -> None:
         sampler = data.sampler(PROCESSED, [scenario], "test", ofdm, norm, device)
         batch = test_set(sampler, (snr_db,), points.n_samples, points.seed)
         stat = StatLMMSE.from_pdps(load_processed(PROCESSED, scenario, "train"), ofdm, device=device)
-        methods = baselines(ofdm, stat) | {name: (lambda b, m=m: m(b.h_ls, b.snr_db)) for name, m in models.items()}
+        methods = baselines(ofdm, stat, nomp) | {name: (lambda b, m=m: m(b.h_ls, b.snr_db)) for name, m in models.items()}
         metrics[scenario] = summarise(evaluate(scenario, methods, batch, ev.batch_size), ev.n_boot, ev.seed)
     write_json(REPORTS / "points.json", metrics)
     write_csv(table(metrics), REPORTS / "points.csv")

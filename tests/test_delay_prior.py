@@ -127,3 +127,57 @@ def test_lora_reaches_the_delay_prior_but_not_its_dilated_convolutions(small_ofd
     with pytest.raises(AdapterError, match=r"\['delay_conv2'\] match no nn.Linear or undilated"):
         wrap(ChannelEstimator(tiny_config(small_ofdm, "delay_prior")),
              LoraParams(target_modules=("delay_conv2",)), 0)
+
+
+def test_off_grid_atoms_joined_to_the_grid_give_the_genie_lmmse(small_ofdm):
+    """Taps off the grid, told as atoms with their true powers (the grid's prior zero): the joint
+    LMMSE is the genie LMMSE; with the grid's prior as well, the two agree where the grid adds
+    nothing, and the inference path equals the differentiable one."""
+    g = torch.Generator().manual_seed(5)
+    b = 100
+    pilots = tuple(small_ofdm.pilot_indices.tolist())
+    tau = delay_grid(pilots, small_ofdm.subcarrier_spacing_hz, 1e-6, 2.0)
+    grid = GridLMMSE(pilots, small_ofdm.n_subcarriers, small_ofdm.subcarrier_spacing_hz, tau)
+    delays = torch.rand(b, 3, generator=g, dtype=torch.float64) * 8e-7  # anywhere, not on the grid
+    power = torch.rand(b, 3, generator=g, dtype=torch.float64) + 0.1
+    power = power / power.sum(1, keepdim=True)
+    gains = torch.complex(torch.randn(b, 3, generator=g, dtype=torch.float64),
+                          torch.randn(b, 3, generator=g, dtype=torch.float64)) * (power / 2).sqrt()
+    h = tap_response(delays, gains, small_ofdm.subcarrier_spacing_hz, small_ofdm.n_subcarriers)
+    s = torch.full((b,), 1e-2)
+    noise = torch.complex(torch.randn(b, small_ofdm.n_pilots, generator=g, dtype=torch.float64),
+                          torch.randn(b, small_ofdm.n_pilots, generator=g, dtype=torch.float64))
+    y = (h[:, small_ofdm.pilot_indices] + noise * 0.1 / math.sqrt(2)).to(torch.complex64)
+    zero = torch.zeros(b, len(tau))
+    with torch.no_grad():
+        mine = grid(y, s, zero, atoms=delays, atom_power=power)
+    genie = genie_lmmse(y.to(torch.complex128), delays, power, s.double(), small_ofdm)
+    assert 10 * math.log10(float(nmse(mine.to(torch.complex128), genie).mean())) < -50
+    on_grid = grid(y, s, torch.full((b, len(tau)), 1e-3))
+    err = lambda est: float(nmse(est.to(torch.complex128), h).mean())  # noqa: E731
+    assert err(mine) < 0.5 * err(on_grid)
+    both = (y, s, torch.full((b, len(tau)), 1e-4), delays, power)
+    with torch.enable_grad():
+        trained = grid(*both)
+    with torch.no_grad():
+        fast = grid(*both)
+    assert float(nmse(fast, trained).max()) < 1e-10
+
+
+def test_an_off_grid_estimator_trains_its_atom_powers(small_ofdm):
+    """``model.offgrid_taps``: NOMP's taps join the prior; the atom-power MLP gets gradients, the
+    output is finite, and an unknown combination is refused."""
+    import dataclasses
+
+    cfg = dataclasses.replace(tiny_config(small_ofdm, "delay_prior"), offgrid_taps=4)
+    torch.manual_seed(0)
+    net = ChannelEstimator(cfg)
+    g = torch.Generator().manual_seed(0)
+    n = small_ofdm.n_pilots
+    h_ls = torch.complex(torch.randn(8, n, generator=g), torch.randn(8, n, generator=g))
+    out = net(h_ls, torch.full((8,), 20.0))
+    assert out.shape == (8, small_ofdm.n_subcarriers) and torch.isfinite(torch.view_as_real(out)).all()
+    out.abs().pow(2).sum().backward()
+    assert net.atom_power.offgrid_power_out.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="offgrid_taps needs residual='delay_prior'"):
+        dataclasses.replace(tiny_config(small_ofdm), offgrid_taps=4)

@@ -55,10 +55,12 @@ def _text(path: str) -> str:
                                          ("docs/research.md", "research/reports/metrics.json")])
 def test_the_gap_tables_quote_their_metrics_json(doc, report):
     for scenario, m in _json(report).items():
-        methods = ["ls", "lmmse_stat", "base"] + (["lora"] if "lora" in m else [])
+        methods = ["ls", "lmmse_stat", "nomp", "base"] + (["lora"] if "lora" in m else [])
         expected = [_ci(m[k]["gap_to_genie_db"], m[k]["gap_to_genie_ci_db"]) for k in methods]
         if "lora" in m:
             expected.append(_ci(m["lora_gain_db"], m["lora_gain_ci_db"]))
+        learned = m["lora" if "lora" in m else "base"]  # the adapted model, or the base on a source
+        expected.append(_ci(learned["ahead_of_nomp_db"], learned["ahead_of_nomp_ci_db"], sign=True))
         _quotes(doc, f"{scenario} ({'target' if 'lora' in m else 'source'}", expected)
 
 
@@ -67,7 +69,8 @@ def test_the_research_operating_points_quote_research_reports_points_json(doc):
     points = _json("research/reports/points.json")
     for scenario, p in points.items():
         expected = [_ci(p[k]["nmse_db"], p[k]["nmse_ci_db"])
-                    for k in ("ls", "lmmse_genie", "base", "lora")]
+                    for k in ("ls", "nomp", "lmmse_genie", "base", "lora")]
+        expected.append(_ci(p["lora"]["ahead_of_nomp_db"], p["lora"]["ahead_of_nomp_ci_db"], sign=True))
         if doc == "docs/research.md":
             expected += [_ci(p["lmmse_stat"]["nmse_db"], p["lmmse_stat"]["nmse_ci_db"]),
                          _ci(p["lora_gain_db"], p["lora_gain_ci_db"])]

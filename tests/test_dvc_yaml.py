@@ -34,6 +34,8 @@ def imported(module: str, seen: dict[str, Path] | None = None) -> dict[str, Path
     if module in seen or path is None:
         return seen
     seen[module] = path
+    if module.startswith("chanest."):  # importing chanest.a.b runs chanest/__init__.py (the CPU
+        imported(module.rsplit(".", 1)[0], seen)  # pin) and chanest/a/__init__.py first
     for package, names, plain in IMPORT.findall(path.read_text()):
         if package:
             imported(package, seen)

@@ -105,7 +105,7 @@ def test_reports_have_the_documented_shape(pipeline):
     by = {(r["scenario"], r["method"], float(r["snr_db"])): float(r["nmse_db"]) for r in rows}
     for s in SOURCES + TARGETS:
         methods = {m for (sc, m, _) in by if sc == s}
-        assert methods == ({"ls", "lmmse_stat", "lmmse_genie", "base"}
+        assert methods == ({"ls", "lmmse_stat", "nomp", "lmmse_genie", "base"}
                            | ({"lora", "full_ft", "scratch"} if s in TARGETS else set()))
         for snr in (0.0, 10.0, 20.0):
             assert by[s, "lmmse_genie", snr] <= by[s, "lmmse_stat", snr] + 0.05, (s, snr)
@@ -118,7 +118,9 @@ def test_reports_have_the_documented_shape(pipeline):
         assert {"lora_gain_db", "trainable_parameters", "lora", "base"} <= set(metrics[t])
         for method in ("lora", "full_ft", "scratch"):
             assert set(metrics[t][method]) == {"nmse_db_mean", "nmse_db_at_10", "nmse_db_at_20", "gap_to_genie_db",
-                                               "gap_to_genie_ci_db"}
+                                               "gap_to_genie_ci_db", "ahead_of_nomp_db", "ahead_of_nomp_ci_db"}
+            lo, hi = metrics[t][method]["ahead_of_nomp_ci_db"]  # paired with NOMP on the same samples
+            assert lo <= metrics[t][method]["ahead_of_nomp_db"] <= hi
             lo, hi = metrics[t][method]["gap_to_genie_ci_db"]
             assert lo <= metrics[t][method]["gap_to_genie_db"] <= hi
         lo, hi = metrics[t]["lora_gain_ci_db"]
@@ -142,6 +144,7 @@ def test_split_evaluation_equals_evaluating_everything_in_one_process(pipeline):
     from chanest.estimators.checkpoint import load_estimator
     from chanest.evaluation.evaluate import baselines, build_report, cross_mask, evaluate
     from chanest.evaluation.evaluate import test_set as fixed_test_set
+    from chanest.estimators.nomp import NOMP
     from chanest.estimators.lora import read_meta
     from chanest.utils.params import load_params
     from chanest.channel.preprocess import load_processed
@@ -159,10 +162,11 @@ def test_split_evaluation_equals_evaluating_everything_in_one_process(pipeline):
         batch = fixed_test_set(data.sampler(w / "data/processed", [s], "test", ofdm, norm, "cpu"), ev.snr_db,
                                ev.n_samples, ev.seed)
         stat = StatLMMSE.from_pdps(load_processed(w / "data/processed", s, "train"), ofdm)
-        methods = baselines(ofdm, stat) | {k: (lambda b, m=m: m.eval()(b.h_ls, b.snr_db)) for k, m in models.items()}
+        methods = baselines(ofdm, stat, NOMP(ofdm, config.nomp(params))) | {
+            k: (lambda b, m=m: m.eval()(b.h_ls, b.snr_db)) for k, m in models.items()}
         full = evaluate(s, methods, batch, chunk=10_000)
         reference[s] = dataclasses.replace(full, errors={k: full.errors[k] for k in
-                                                         ("ls", "lmmse_stat", "lmmse_genie", "base")})
+                                                         ("ls", "lmmse_stat", "nomp", "lmmse_genie", "base")})
         mask = cross_mask(full.snr_db, ev.cross_n_samples)
         for t in TARGETS:
             if t == s:

@@ -258,3 +258,27 @@ def test_generated_page_renders_every_chart_in_chromium_offline(pipeline, pages,
     assert dom.count('class="vega-embed') == n_charts, dom[-2000:]
     assert len(re.findall(r"<canvas|<svg[^>]*class=\"marks\"", dom)) == n_charts
     assert dom.count("<img") == html.count("<img")
+
+
+def test_template_colours_follow_the_style_table() -> None:
+    """Every `dvc plots` template colours a method as the PNGs do (one table: METHOD_STYLE)."""
+    from chanest.evaluation.plots import LINK_STYLE, METHOD_STYLE
+
+    def scales(o):
+        if isinstance(o, dict):
+            if "domain" in o and "range" in o:
+                yield o
+            for v in o.values():
+                yield from scales(v)
+        elif isinstance(o, list):
+            for v in o:
+                yield from scales(v)
+
+    want = {m: s["color"] for m, s in METHOD_STYLE.items()} | {"perfect": LINK_STYLE["perfect"]["color"]}
+    checked = 0
+    for path in sorted(TEMPLATE_DIR.glob("*.json")):
+        for scale in scales(json.loads(path.read_text(encoding="utf-8"))):
+            if "lmmse_genie" in scale["domain"]:
+                assert dict(zip(scale["domain"], scale["range"])) == want, path.name
+                checked += 1
+    assert checked >= 4

@@ -51,6 +51,19 @@ def test_same_seed_same_weights_different_seed_different(small_ofdm):
 
 
 
+def stop_after(sampler, n: int, error: type[BaseException]) -> None:
+    """Make ``sampler`` raise ``error`` on its ``n + 1``-th batch (a run killed mid-training)."""
+    original, calls = sampler.sample, {"n": 0}
+
+    def sample_then_stop(*a, **k):
+        calls["n"] += 1
+        if calls["n"] > n:
+            raise error
+        return original(*a, **k)
+
+    sampler.sample = sample_then_stop
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(small_ofdm):
     full, sampler, val = setup(small_ofdm)
@@ -67,17 +80,7 @@ def test_interrupted_run_resumes_to_identical_weights(small_ofdm, tmp_path, inte
 
     state = tmp_path / "state.pt"
     model, sampler, val = setup(small_ofdm)
-    original = sampler.sample
-
-    calls = {"n": 0}
-
-    def sample_then_stop(*a, **k):
-        calls["n"] += 1
-        if calls["n"] > interrupt_at:
-            raise Interrupt
-        return original(*a, **k)
-
-    sampler.sample = sample_then_stop
+    stop_after(sampler, interrupt_at, Interrupt)
     with pytest.raises(Interrupt):
         train(model, sampler, val, CFG, seed=3, state_path=state, run_id="run")
     assert torch.load(state, weights_only=True)["step"] == interrupt_at // 20 * 20
@@ -91,6 +94,24 @@ def test_interrupted_run_resumes_to_identical_weights(small_ofdm, tmp_path, inte
     res = train(other, sampler, val, dataclasses.replace(CFG, steps=20), seed=3, state_path=state,
                 run_id="another")
     assert res.steps == 20
+
+
+def test_a_resume_inside_a_validation_window_keeps_its_train_loss(small_ofdm, tmp_path):
+    """Checkpoints every 10 steps, validation every 20: a run stopped at step 30 and resumed logs
+    the same history (train loss of steps 21-40 included) as an uninterrupted run."""
+    cfg = dataclasses.replace(CFG, steps=40, checkpoint_every=10)
+    model, sampler, val = setup(small_ofdm)
+    whole = train(model, sampler, val, cfg, seed=3).history
+
+    state = tmp_path / "state.pt"
+    model, sampler, val = setup(small_ofdm)
+    stop_after(sampler, 30, KeyboardInterrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train(model, sampler, val, cfg, seed=3, state_path=state, run_id="run")
+    model, sampler, val = setup(small_ofdm)
+    resumed = train(model, sampler, val, cfg, seed=3, state_path=state, run_id="run").history
+    assert [h["step"] for h in resumed] == [20, 40]
+    assert resumed == whole
 
 
 def test_the_code_fingerprint_follows_the_package_and_the_stage_script(tmp_path, monkeypatch):

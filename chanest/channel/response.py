@@ -162,15 +162,23 @@ def dirichlet_gram(delays_s: Tensor, step_hz: float, n: int, start_hz: float = 0
     ``G[l, m] = sum_k exp(+j 2 pi (start + k step) (tau_l - tau_m))`` (a Dirichlet kernel),
     evaluated in float64 with the per-step phase reduced to [-1/2, 1/2) for exactness.
     """
-    tau = delays_s.to(torch.float64)
-    dtau = tau[..., :, None] - tau[..., None, :]
+    return dirichlet_cross(delays_s, delays_s, step_hz, n, start_hz)
+
+
+
+
+def dirichlet_cross(tau_a: Tensor, tau_b: Tensor, step_hz: float, n: int, start_hz: float = 0.0) -> Tensor:
+    """(B, La, Lb) complex128 cross Gram ``V_a^H V_b`` of two sets of delays, in closed form.
+
+    ``V_x[k, l] = exp(-j 2 pi (start_hz + k step_hz) tau_x[l])``, ``k = 0 .. n-1``; tau_a (La,) or
+    (B, La), tau_b (B, Lb), seconds. The same Dirichlet kernel as :func:`dirichlet_gram`.
+    """
+    dtau = tau_a.to(torch.float64)[..., :, None] - tau_b.to(torch.float64)[..., None, :]
     u = dtau * step_hz
-    r = u - torch.round(u)  # k is an integer, so only the fractional cycles matter
+    r = u - torch.round(u)
     zero = r == 0
     safe = torch.where(zero, torch.ones_like(r), r)
     ratio = torch.sin(math.pi * n * safe) / torch.sin(math.pi * safe)
     ratio = torch.where(zero, torch.full_like(r, float(n)), ratio)
     phase = math.pi * (n - 1) * r + 2.0 * math.pi * torch.frac(dtau * start_hz)
     return torch.polar(ratio, phase)
-
-

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from chanest.channel.response import dirichlet_cross, dirichlet_gram, tap_correlate, tap_response
+
 
 def delay_grid(pilot_indices: tuple[int, ...], spacing_hz: float, max_delay_s: float,
                oversample: float) -> Tensor:
@@ -94,19 +96,32 @@ class GridLMMSE(nn.Module):
         v_p = torch.exp(-2j * math.pi * p[:, None] * spacing_hz * tau[None, :])  # (n_p, G)
         v = torch.exp(-2j * math.pi * k[:, None] * spacing_hz * tau[None, :])  # (n_sc, G)
         self.n_grid = int(tau.shape[0])
+        self.spacing_hz = spacing_hz
+        self.n_subcarriers = n_subcarriers
         self.register_buffer("v_p_conj", v_p.conj().to(torch.complex64), persistent=False)
         self.register_buffer("gram", v_p.conj().T @ v_p, persistent=False)  # complex128
         self.register_buffer("v_t", v.T.contiguous().to(torch.complex64), persistent=False)
+        self.register_buffer("tau", tau.clone(), persistent=False)  # float64 seconds
+        steps = set(torch.diff(p).tolist())
+        self.pilot_step_hz = steps.pop() * spacing_hz if len(steps) == 1 else None  # a regular comb
+        self.pilot_start_hz = float(p[0]) * spacing_hz
 
     def matched_filter(self, y: Tensor) -> Tensor:
         """``V_p^H y``: (B, n_p) -> (B, G) complex."""
         return y @ self.v_p_conj
 
-    def forward(self, y: Tensor, noise_var: Tensor, power: Tensor) -> Tensor:
+    def forward(self, y: Tensor, noise_var: Tensor, power: Tensor, atoms: Tensor | None = None,
+                atom_power: Tensor | None = None) -> Tensor:
         """y (B, n_p), noise_var (B,), power (B, G) prior variances -> (B, n_sc) complex64.
 
-        Never under autocast: the solve is complex128 even inside a bf16 training step.
+        ``atoms`` (B, K) float64 delays in seconds off the grid (from :mod:`chanest.estimators.nomp`)
+        with prior variances ``atom_power`` (B, K; 0 on padding): the LMMSE is then over the
+        grid and these atoms together (G + K taps; the cross terms of the Gram matrix from the
+        pilots' steering vectors). Never under autocast: the solve is complex128 even inside a
+        bf16 training step.
         """
+        if atoms is not None and atoms.shape[-1] > 0:
+            return self._with_atoms(y, noise_var, power, atoms, atom_power)
         with torch.autocast(y.device.type, enabled=False):
             d = _amplitude(power.double())  # (B, G) prior amplitudes
             s = noise_var.double()
@@ -122,12 +137,42 @@ class GridLMMSE(nn.Module):
                 x = torch.cholesky_solve(rhs.unsqueeze(-1), torch.linalg.cholesky(m)).squeeze(-1)
             return ((d * x).to(torch.complex64)) @ self.v_t
 
+    def _with_atoms(self, y: Tensor, noise_var: Tensor, power: Tensor, atoms: Tensor,
+                    atom_power: Tensor) -> Tensor:
+        """The LMMSE over the grid and per-sample atoms (see :meth:`forward`); the pilots must sit
+        on a regular comb (the Gram blocks are Dirichlet kernels in closed form)."""
+        if self.pilot_step_hz is None:
+            raise ValueError("off-grid atoms need pilots on a regular comb")
+        step, start, n_p = self.pilot_step_hz, self.pilot_start_hz, self.v_p_conj.shape[0]
+        with torch.autocast(y.device.type, enabled=False):
+            g, b = self.n_grid, y.shape[0]
+            d = _amplitude(torch.cat([power, atom_power], dim=-1).double())  # (B, G + K)
+            s = noise_var.double()
+            y128 = y.to(torch.complex128)
+            z = torch.cat([self.matched_filter(y.to(torch.complex64)).to(torch.complex128),
+                           tap_correlate(atoms, y128, step, start)], dim=-1)  # [V_p, A_p]^H y
+            cross = dirichlet_cross(self.tau, atoms, step, n_p, start)  # (B, G, K) = V_p^H A_p
+            gram = torch.cat([torch.cat([self.gram.expand(b, -1, -1), cross], dim=-1),
+                              torch.cat([cross.mH, dirichlet_gram(atoms, step, n_p, start)], dim=-1)], dim=-2)
+            m = d[:, :, None] * gram * d[:, None, :] / s[:, None, None]
+            m = m + torch.eye(m.shape[-1], dtype=m.dtype, device=m.device)
+            rhs = z * (d / s[:, None])
+            if torch.is_grad_enabled():
+                x = hermitian_solve(m, rhs)
+            else:
+                x = torch.cholesky_solve(rhs.unsqueeze(-1), torch.linalg.cholesky(m)).squeeze(-1)
+            taps = d * x
+            h = taps[:, :g].to(torch.complex64) @ self.v_t
+            off = tap_response(atoms, taps[:, g:], self.spacing_hz, self.n_subcarriers)
+            return h + off.to(torch.complex64)
+
 
 class DelayPrior(nn.Module):
     """Periodogram on the grid [+ SNR] -> logits of the prior over the grid delays, (B, G) float32.
 
     Features per grid delay: ``log10 |V_p^H y / n_p|^2``, the same over its noise floor
-    ``s / n_p`` (scaled by 1/3), and ``SNR_dB / 10``. Then a 1x1 convolution to ``channels``,
+    ``s / n_p`` (scaled by 1/3), and ``SNR_dB / 10``; with ``residual_input``, the first two again
+    for the residual the off-grid atoms leave (:class:`AtomPower`). Then a 1x1 convolution to ``channels``,
     ``n_blocks`` residual blocks (GELU, a global-average context added, a kernel-9 convolution
     with dilations 1, 2, 4, 8, 1, ...) and a 1x1 convolution to one output. Layer names (``delay_conv_in``,
     ``delay_conv1``..., ``delay_context``, ``delay_conv_out``) are stable for LoRA targeting.
@@ -135,26 +180,55 @@ class DelayPrior(nn.Module):
 
     DILATIONS = (1, 2, 4, 8, 1, 2, 4, 8)
 
-    def __init__(self, n_pilots: int, channels: int = 32, n_blocks: int = 5):
+    def __init__(self, n_pilots: int, channels: int = 32, n_blocks: int = 5, residual_input: bool = False):
         super().__init__()
         self.n_pilots, self.n_blocks = n_pilots, n_blocks
-        self.delay_conv_in = nn.Conv1d(3, channels, 1)
+        self.delay_conv_in = nn.Conv1d(5 if residual_input else 3, channels, 1)
         for i in range(n_blocks):
             dil = self.DILATIONS[i % len(self.DILATIONS)]
             setattr(self, f"delay_conv{i + 1}", nn.Conv1d(channels, channels, 9, padding=4 * dil, dilation=dil))
         self.delay_context = nn.Linear(channels, channels)
         self.delay_conv_out = nn.Conv1d(channels, 1, 1)
 
-    def forward(self, z: Tensor, noise_var: Tensor, snr_db: Tensor) -> Tensor:
-        """z: (B, G) matched filter ``V_p^H y``; noise_var: (B,) of y; snr_db: (B,)."""
-        per = z.abs().pow(2) / self.n_pilots**2  # the noise floor is noise_var / n_p
-        floor = (noise_var / self.n_pilots)[:, None]
-        feats = torch.stack(
-            [torch.log10(per + 1e-6), torch.log10(per / floor + 1e-6) / 3,
-             (snr_db.float() / 10)[:, None].expand_as(per)], dim=1,
-        ).float()
+    def forward(self, z: Tensor, noise_var: Tensor, snr_db: Tensor, z_res: Tensor | None = None) -> Tensor:
+        """z: (B, G) matched filter ``V_p^H y``; noise_var: (B,) of y; snr_db: (B,); z_res (B, G):
+        the matched filter of what the off-grid atoms leave (``residual_input`` only)."""
+        floor = (noise_var / self.n_pilots)[:, None]  # the noise floor of the periodogram
+
+        def periodogram(x: Tensor) -> list[Tensor]:
+            per = x.abs().pow(2) / self.n_pilots**2
+            return [torch.log10(per + 1e-6), torch.log10(per / floor + 1e-6) / 3]
+
+        snr = (snr_db.float() / 10)[:, None].expand(z.shape)
+        parts = periodogram(z) + [snr] + (periodogram(z_res) if z_res is not None else [])
+        feats = torch.stack(parts, dim=1).float()
         x = self.delay_conv_in(feats)
         for i in range(self.n_blocks):
             context = self.delay_context(x.mean(-1)).unsqueeze(-1)
             x = x + getattr(self, f"delay_conv{i + 1}")(F.gelu(x + context))
         return self.delay_conv_out(F.gelu(x)).squeeze(1)
+
+
+class AtomPower(nn.Module):
+    """Prior variances of off-grid atoms from their least-squares gains: ``p = |g|^2 2 sigmoid(f)``.
+
+    ``f`` is a small MLP (``offgrid_power_in``, ``offgrid_power_out``: LoRA-addressable) of the
+    atom's SNR ``log10(|g|^2 n_p / s) / 3`` and the sample's ``SNR_dB / 10``; it starts at zero,
+    so the prior starts as the plug-in ``|g|^2``. Padding (``g = 0``) gets 0.
+    """
+
+    def __init__(self, n_pilots: int, hidden: int = 16):
+        super().__init__()
+        self.n_pilots = n_pilots
+        self.offgrid_power_in = nn.Linear(2, hidden)
+        self.offgrid_power_out = nn.Linear(hidden, 1)
+        nn.init.zeros_(self.offgrid_power_out.weight)
+        nn.init.zeros_(self.offgrid_power_out.bias)
+
+    def forward(self, gains: Tensor, noise_var: Tensor, snr_db: Tensor) -> Tensor:
+        """gains (B, K) complex, noise_var (B,), snr_db (B,) -> (B, K) float64 prior variances."""
+        g2 = gains.abs().pow(2).double()
+        feats = torch.stack([torch.log10(g2 * self.n_pilots / noise_var.double()[:, None] + 1e-6) / 3,
+                             (snr_db.double() / 10)[:, None].expand_as(g2)], dim=-1).float()
+        f = self.offgrid_power_out(F.gelu(self.offgrid_power_in(feats))).squeeze(-1)
+        return g2 * 2 * torch.sigmoid(f.double())

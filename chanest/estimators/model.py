@@ -42,7 +42,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from chanest.estimators.delay_prior import DelayPrior, GridLMMSE, delay_grid
+from chanest.channel.ofdm import OFDMConfig
+from chanest.channel.response import tap_response
+from chanest.estimators.delay_prior import AtomPower, DelayPrior, GridLMMSE, delay_grid
+from chanest.estimators.nomp import NOMP, NOMPConfig
 
 
 #: What the network's output is added to: nothing, LS + linear interpolation, or the robust LMMSE
@@ -73,6 +76,8 @@ class EstimatorConfig:
     delay_oversample: float = 2.0
     delay_channels: int = 32
     delay_blocks: int = 5
+    offgrid_taps: int = 0
+    offgrid_cyclic_rounds: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pilot_indices", tuple(int(i) for i in self.pilot_indices))
@@ -90,6 +95,13 @@ class EstimatorConfig:
             raise ValueError(f"model.residual={self.residual!r} needs snr_input=True")
         if self.delay_oversample <= 0 or self.delay_channels < 1 or self.delay_blocks < 0:
             raise ValueError("model.delay_oversample must be > 0, delay_channels >= 1, delay_blocks >= 0")
+        if self.offgrid_taps < 0 or self.offgrid_cyclic_rounds < 1:
+            raise ValueError("model.offgrid_taps must be >= 0 and offgrid_cyclic_rounds >= 1")
+        if self.offgrid_taps and self.residual != "delay_prior":
+            raise ValueError("model.offgrid_taps needs residual='delay_prior'")
+        steps = {b - a for a, b in zip(self.pilot_indices, self.pilot_indices[1:])}
+        if self.offgrid_taps and len(steps) > 1:
+            raise ValueError("model.offgrid_taps needs pilots on a regular comb")
 
     @property
     def n_tokens(self) -> int:
@@ -240,7 +252,11 @@ class ChannelEstimator(nn.Module):
             tau = delay_grid(cfg.pilot_indices, cfg.subcarrier_spacing_hz, cfg.prior_max_delay_s,
                              cfg.delay_oversample)
             self.grid_lmmse = GridLMMSE(cfg.pilot_indices, cfg.n_subcarriers, cfg.subcarrier_spacing_hz, tau)
-            self.delay_prior = DelayPrior(len(cfg.pilot_indices), cfg.delay_channels, cfg.delay_blocks)
+            self.delay_prior = DelayPrior(len(cfg.pilot_indices), cfg.delay_channels, cfg.delay_blocks,
+                                          residual_input=cfg.offgrid_taps > 0)
+            if cfg.offgrid_taps:
+                self.offgrid = offgrid_front_end(cfg)
+                self.atom_power = AtomPower(len(cfg.pilot_indices))
         self.pilot_embed = nn.Linear(2 * t, d)
         self.memory_pos = nn.Parameter(torch.randn(n_tok, d) * 0.02)
         self.queries = nn.Parameter(torch.randn(n_tok, d) * 0.02)
@@ -296,8 +312,21 @@ class ChannelEstimator(nn.Module):
             # (channels have unit energy), and the noise variance 10^(-SNR/10) / scale^2
             channel = 1.0 / scale[:, 0].float() ** 2
             noise_var = torch.pow(10.0, -snr_db.float() / 10) * channel
-            logits = self.delay_prior(self.grid_lmmse.matched_filter(y), noise_var, snr_db)
-            return self.grid_lmmse(y, noise_var, torch.softmax(logits, dim=-1) * channel[:, None])
+            z = self.grid_lmmse.matched_filter(y)
+            if not self.cfg.offgrid_taps:
+                logits = self.delay_prior(z, noise_var, snr_db)
+                return self.grid_lmmse(y, noise_var, torch.softmax(logits, dim=-1) * channel[:, None])
+            # off the grid: NOMP's taps join the grid as atoms of their own; the grid's prior
+            # covers what they leave (its total: the residual's power above the noise)
+            with torch.no_grad():
+                atoms, gains = self.offgrid.fit(y, noise_var)
+                at_pilots = tap_response(atoms, gains, self.offgrid.step_hz, self.offgrid.n,
+                                         self.cfg.pilot_indices[0] * self.cfg.subcarrier_spacing_hz)
+                rest = (y.to(torch.complex128) - at_pilots).to(y.dtype)
+                left = (rest.abs().pow(2).mean(-1).float() - noise_var).clamp_min(1e-4 * channel)
+            logits = self.delay_prior(z, noise_var, snr_db, self.grid_lmmse.matched_filter(rest))
+            return self.grid_lmmse(y, noise_var, torch.softmax(logits, dim=-1) * left[:, None],
+                                   atoms=atoms, atom_power=self.atom_power(gains, noise_var, snr_db))
         if self.cfg.residual == "ls_linear":
             return y @ self.interp.to(y.dtype)
         if self.cfg.residual == "robust_lmmse":
@@ -305,6 +334,15 @@ class ChannelEstimator(nn.Module):
             z = (y @ self.rl_u.conj()) / (self.rl_lam + noise_var)
             return z @ self.rl_a.T
         return torch.zeros_like(y[:, :1]).expand(-1, self.cfg.n_subcarriers)
+
+
+def offgrid_front_end(cfg: EstimatorConfig) -> NOMP:
+    """The NOMP that finds a sample's off-grid taps (``model.offgrid_taps`` of them at most)."""
+    p = cfg.pilot_indices
+    ofdm = OFDMConfig(subcarrier_spacing_hz=cfg.subcarrier_spacing_hz, n_subcarriers=cfg.n_subcarriers,
+                      fft_size=cfg.n_subcarriers, cp_s=cfg.prior_max_delay_s, dmrs_symbol=0,
+                      pilot_spacing=p[1] - p[0], pilot_offset=p[0], delay_offset_max_cp=0.0)
+    return NOMP(ofdm, NOMPConfig(max_taps=cfg.offgrid_taps, cyclic_rounds=cfg.offgrid_cyclic_rounds))
 
 
 def n_parameters(model: nn.Module, trainable_only: bool = False) -> int:

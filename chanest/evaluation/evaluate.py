@@ -32,6 +32,7 @@ from torch import Tensor
 
 from chanest.evaluation import stats
 from chanest.estimators.baselines import StatLMMSE, genie_lmmse, ls_linear
+from chanest.estimators.nomp import NOMP
 from chanest.utils.io import write_npz
 from chanest.channel.ofdm import OFDMConfig
 from chanest.channel.pdp import name_key
@@ -45,7 +46,10 @@ Estimator = Callable[[ChannelBatch], Tensor]
 GAP_SNR_DB = (0.0, 30.0)
 
 #: The rows of a scenario in the reports, in this order (adapted models on targets only).
-METHODS = ("ls", "lmmse_stat", "lmmse_genie", "base", "lora", "full_ft", "scratch")
+METHODS = ("ls", "lmmse_stat", "nomp", "lmmse_genie", "base", "lora", "full_ft", "scratch")
+
+#: The learned methods, each compared with NOMP (the training-free off-grid peer) in the report.
+LEARNED = ("base", "lora", "full_ft", "scratch")
 
 
 # --------------------------------------------------------------------------------------------
@@ -71,14 +75,18 @@ def test_set(
 test_set.__test__ = False  # not a pytest test
 
 
-def baselines(ofdm: OFDMConfig, stat: StatLMMSE) -> dict[str, Estimator]:
+def baselines(ofdm: OFDMConfig, stat: StatLMMSE, nomp: NOMP | None = None) -> dict[str, Estimator]:
     """The classical estimators on a batch: LS + linear interpolation, the LMMSE with the scenario
-    statistics ``stat`` (from its training PDPs) and the genie LMMSE (told each sample's PDP)."""
-    return {
+    statistics ``stat`` (from its training PDPs), NOMP (``nomp``, if given: off-grid sparse, told
+    the noise variance) and the genie LMMSE (told each sample's PDP)."""
+    methods = {
         "ls": lambda b: ls_linear(b.h_ls, ofdm),
         "lmmse_stat": lambda b: stat(b.h_ls, b.noise_var),
-        "lmmse_genie": lambda b: genie_lmmse(b.h_ls, b.delays_s, b.powers, b.noise_var, ofdm),
     }
+    if nomp is not None:
+        methods["nomp"] = lambda b: nomp(b.h_ls, b.noise_var)
+    methods["lmmse_genie"] = lambda b: genie_lmmse(b.h_ls, b.delays_s, b.powers, b.noise_var, ofdm)
+    return methods
 
 
 def cross_mask(snr_db: Tensor | np.ndarray, n: int) -> np.ndarray:
@@ -217,7 +225,8 @@ def build_report(
         other scenarios.
     Intervals: ``n_boot`` replicates of the PDP bootstrap, seeded by ``seed`` and the scenario.
     ``gap_to_genie_db`` is the mean over the SNRs in :data:`GAP_SNR_DB` of (method - genie) NMSE
-    in dB; ``lora_gain_db`` the mean over all SNRs of (base - lora) NMSE in dB, paired.
+    in dB; ``lora_gain_db`` the mean over all SNRs of (base - lora) NMSE in dB, paired;
+    ``ahead_of_nomp_db`` (learned methods) the mean over the same SNRs of (NOMP - method), paired.
     """
     rows, cross, metrics = [], [], {}
     for scenario, ref in reference.items():
@@ -248,6 +257,10 @@ def build_report(
                     entry[f"nmse_db_at_{int(s)}"] = _r(d[0, snrs == s][0])
             entry["gap_to_genie_db"] = _r(gap[0])
             entry["gap_to_genie_ci_db"] = [_r(v) for v in stats.interval(gap[1:])]
+            if m in LEARNED and "nomp" in db:  # paired: how far ahead of NOMP (> 0: ahead)
+                ahead = (db["nomp"][:, in_gap] - d[:, in_gap]).mean(axis=1)
+                entry["ahead_of_nomp_db"] = _r(ahead[0])
+                entry["ahead_of_nomp_ci_db"] = [_r(v) for v in stats.interval(ahead[1:])]
             metrics[scenario][m] = entry
         for m in ("lora", "full_ft", "scratch"):
             if m in db:

@@ -14,14 +14,17 @@ import pandas as pd  # noqa: E402
 
 from chanest.utils.io import atomic_path  # noqa: E402
 
+#: One colour, marker and label per method: the PNGs use it, and so do the `dvc plots` templates in
+#: ``.dvc/plots/`` (their colour scales are checked against it by ``tests/test_plots_offline.py``).
 METHOD_STYLE = {
-    "ls": dict(color="0.5", marker="o", label="LS + linear"),
-    "lmmse_stat": dict(color="tab:blue", marker="s", label="LMMSE (scenario stats)"),
-    "lmmse_genie": dict(color="k", marker="", linestyle="--", label="genie LMMSE (bound)"),
-    "base": dict(color="tab:orange", marker="^", label="base"),
-    "lora": dict(color="tab:green", marker="v", label="LoRA"),
-    "full_ft": dict(color="tab:red", marker="x", label="full fine-tuning"),
-    "scratch": dict(color="tab:purple", marker="D", label="from scratch"),
+    "ls": dict(color="#8c8c8c", marker="o", label="LS + linear"),
+    "lmmse_stat": dict(color="#1f77b4", marker="s", label="LMMSE (scenario stats)"),
+    "nomp": dict(color="#17becf", marker="P", label="NOMP (off-grid, training-free)"),
+    "lmmse_genie": dict(color="#000000", marker="", linestyle="--", label="genie LMMSE (bound)"),
+    "base": dict(color="#ff7f0e", marker="^", label="base"),
+    "lora": dict(color="#2ca02c", marker="v", label="LoRA"),
+    "full_ft": dict(color="#9467bd", marker="x", label="full fine-tuning"),
+    "scratch": dict(color="#8c564b", marker="D", label="from scratch"),
 }
 
 
@@ -220,9 +223,9 @@ def frontier_vs_weights(df: pd.DataFrame, path: str | os.PathLike) -> None:
 
 
 LINK_STYLE = {
-    "perfect": dict(color="k", linestyle="--", marker="", label="perfect CSI (floor)"),
+    "perfect": dict(color="#d62728", linestyle="--", marker="", label="perfect CSI (floor)"),
     **{k: v for k, v in METHOD_STYLE.items() if k != "lmmse_genie"},
-    "lmmse_genie": dict(color="k", marker=".", linestyle=":", label="genie LMMSE"),
+    "lmmse_genie": dict(color="#000000", marker=".", linestyle=":", label="genie LMMSE"),
 }
 
 

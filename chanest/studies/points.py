@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from chanest.evaluation import stats
-from chanest.evaluation.evaluate import METHODS, TestErrors
+from chanest.evaluation.evaluate import LEARNED, METHODS, TestErrors
 from chanest.utils.params import Range
 from chanest.channel.pdp import check_scenario, name_key
 
@@ -58,8 +58,9 @@ def summarise(errors: TestErrors, n_boot: int, seed: int) -> dict:
     """Metrics of every method in ``errors`` (one scenario, one SNR), with paired intervals.
 
     Returns ``{"snr_db", "n_samples", "test_pdps", <method>: {"nmse_db", "nmse_ci_db",
-    "gap_to_genie_db", "gap_to_genie_ci_db"}, "<m>_gain_db", "<m>_gain_ci_db"}`` where a gain is
-    base minus ``m`` NMSE (dB) on the same samples and the same bootstrap replicates.
+    "gap_to_genie_db", "gap_to_genie_ci_db"[, "ahead_of_nomp_db", "ahead_of_nomp_ci_db"]},
+    "<m>_gain_db", "<m>_gain_ci_db"}`` where a gain is base minus ``m`` NMSE (dB) and the lead
+    over NOMP is NOMP minus ``m`` (learned methods), on the same samples and bootstrap replicates.
     """
     snrs = np.unique(errors.snr_db)
     if len(snrs) != 1:
@@ -75,6 +76,10 @@ def summarise(errors: TestErrors, n_boot: int, seed: int) -> dict:
         gap = d - db["lmmse_genie"]
         out[m] = {"nmse_db": _r(d[0]), "nmse_ci_db": [_r(v) for v in stats.interval(d[1:])],
                   "gap_to_genie_db": _r(gap[0]), "gap_to_genie_ci_db": [_r(v) for v in stats.interval(gap[1:])]}
+        if m in LEARNED and "nomp" in db:  # paired: how far ahead of NOMP (> 0: ahead)
+            ahead = db["nomp"] - d
+            out[m]["ahead_of_nomp_db"] = _r(ahead[0])
+            out[m]["ahead_of_nomp_ci_db"] = [_r(v) for v in stats.interval(ahead[1:])]
     for m in ADAPTED:
         if m in db:
             gain = db["base"] - db[m]

@@ -279,6 +279,7 @@ def train(
         return {k: v.detach().clone() for k, v in model.state_dict().items() if k in trainable}
 
     step, history, wall_before = 0, [], 0.0
+    running, window = 0.0, 0  # train loss summed over the steps since the last validation
     initial = val_summary(model, val_sets) if main else {"mean": math.inf}
     best, best_step, best_state = initial, 0, snapshot() if main else {}
     if state_path is not None and Path(state_path).is_file():
@@ -291,6 +292,7 @@ def train(
             torch.set_rng_state(st["torch_rng"])
             step, history, wall_before = st["step"], st["history"], st["wall_s"]
             initial, best, best_step, best_state = st["initial"], st["best"], st["best_step"], st["best_state"]
+            running, window = st["running_loss"], st["running_steps"]
             log.info("%s: resumed from %s at step %d", name, state_path, step)
         else:
             log.info("%s: ignoring %s (it belongs to another run)", name, state_path)
@@ -306,7 +308,7 @@ def train(
 
     model.train()
     t0, t_log, seen = time.perf_counter(), time.perf_counter(), 0
-    running, skipped = 0.0, 0
+    skipped = 0
     while step < cfg.steps:
         batch = shard(sampler.sample(cfg.batch_size, cfg.snr_db, gen))  # same global batch on all ranks
         with autocast(amp, device):
@@ -326,18 +328,18 @@ def train(
         step += 1
         seen += cfg.batch_size
         loss_value = distributed.mean(float(loss.detach()), device)  # of the global batch
-        running += loss_value
+        running, window = running + loss_value, window + 1
         if step % cfg.val_every == 0 or step == cfg.steps:
             if main:  # the other ranks go on to the next step and wait for rank 0 in its backward
                 val = val_summary(model, val_sets)
                 if val["mean"] < best["mean"]:
                     best, best_step, best_state = val, step, snapshot()
-                history.append({"step": step, "train_loss": running / cfg.val_every,
+                history.append({"step": step, "train_loss": running / window,
                                 "val_nmse_db": round(val["mean"], 4), "lr": sched.get_last_lr()[0],
                                 "scenarios": {k: round(v, 4) for k, v in val.items() if k != "mean"}})
                 if log_step is not None:
                     log_step(history[-1])
-            running = 0.0
+            running, window = 0.0, 0
         if main and (step % cfg.log_every == 0 or step == cfg.steps):
             now = time.perf_counter()
             rate = seen / (now - t_log)
@@ -354,6 +356,7 @@ def train(
                 "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
                 "initial": initial, "best": best, "best_step": best_step, "best_state": best_state,
+                "running_loss": running, "running_steps": window,
             })
     if main:
         model.load_state_dict({**model.state_dict(), **best_state})

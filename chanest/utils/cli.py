@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from chanest.utils import cpu
 from chanest.estimators.checkpoint import CheckpointError
 from chanest.utils.params import ParamsError
 from chanest.channel.pdp import PDPError
@@ -49,6 +50,7 @@ def run(main: Callable[[], None]) -> None:
     """Run a stage's ``main``; an input error exits 1 with its message, no traceback."""
     tune_malloc()
     setup_logging()
+    cpu.warm_up()
     try:
         main()
     except INPUT_ERRORS as err:

@@ -12,26 +12,14 @@ import sys
 import time
 
 import chanest  # noqa: F401  (first: pins the CPU path before torch loads)
-import numpy as np
 import torch
 
 from chanest.channel.ofdm import OFDMConfig
-from chanest.channel.pdp import PDP, PDPSet
 from chanest.channel.sampler import ChannelSampler
 from chanest.estimators.model import ChannelEstimator, EstimatorConfig
 from chanest.training.train import TrainConfig, make_val_sets, train
 from chanest.utils import cpu
-
-
-def pdps(n: int, seed: int) -> PDPSet:
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        taps = int(rng.integers(5, 21))
-        delays = np.sort(np.concatenate([[0.0], rng.exponential(100e-9, taps - 1)]))
-        powers = np.exp(-delays / 100e-9) * rng.uniform(0.5, 1.0, taps)
-        out.append(PDP(delays, powers / powers.sum()))
-    return PDPSet.from_pdps("UMa_Nlos", out)
+from conftest import exponential_pdps  # tests/ is the script's folder, first on sys.path
 
 
 def main() -> None:
@@ -44,9 +32,9 @@ def main() -> None:
     model = ChannelEstimator(cfg)
     run = TrainConfig(steps=40, batch_size=32, lr=3.0e-3, warmup_steps=5, val_every=20, val_samples=32,
                       checkpoint_every=40, log_every=1000, device="cpu")
-    val = make_val_sets({"x": ChannelSampler(pdps(20, 2), ofdm)}, run, seed=9)
+    val = make_val_sets({"x": ChannelSampler(exponential_pdps(20, seed=2), ofdm)}, run, seed=9)
     t0 = time.perf_counter()
-    train(model, ChannelSampler(pdps(200, 1), ofdm), val, run, seed=3)
+    train(model, ChannelSampler(exponential_pdps(200, seed=1), ofdm), val, run, seed=3)
     rate = run.steps * run.batch_size / (time.perf_counter() - t0)
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):

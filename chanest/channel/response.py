@@ -165,8 +165,6 @@ def dirichlet_gram(delays_s: Tensor, step_hz: float, n: int, start_hz: float = 0
     return dirichlet_cross(delays_s, delays_s, step_hz, n, start_hz)
 
 
-
-
 def dirichlet_cross(tau_a: Tensor, tau_b: Tensor, step_hz: float, n: int, start_hz: float = 0.0) -> Tensor:
     """(B, La, Lb) complex128 cross Gram ``V_a^H V_b`` of two sets of delays, in closed form.
 
@@ -175,7 +173,7 @@ def dirichlet_cross(tau_a: Tensor, tau_b: Tensor, step_hz: float, n: int, start_
     """
     dtau = tau_a.to(torch.float64)[..., :, None] - tau_b.to(torch.float64)[..., None, :]
     u = dtau * step_hz
-    r = u - torch.round(u)
+    r = u - torch.round(u)  # k is an integer, so only the fractional cycles matter
     zero = r == 0
     safe = torch.where(zero, torch.ones_like(r), r)
     ratio = torch.sin(math.pi * n * safe) / torch.sin(math.pi * safe)

@@ -18,9 +18,9 @@ delays on the continuum. Per sample, starting from the residual ``r = y``:
 The estimate is ``H[k] = sum_l g_l exp(-j 2 pi f_k tau_l)`` on every subcarrier.
 
 Faithful to the paper's algorithm; two guards keep one sample from dominating a mean NMSE: a Newton
-step is taken only where the objective is locally convex, is at most one detection-grid step, and
+step is taken only where the objective is locally concave, is at most one detection-grid step, and
 is kept only if it lowers the residual (the reference code takes a random step instead where the
-objective is not convex); and the least-squares re-fit carries a ridge of the noise variance
+objective is not concave); and the least-squares re-fit carries a ridge of the noise variance
 (negligible against ``A^H A ~ N`` for resolvable taps, it bounds the gains of two delays that
 converge). Everything is batched over samples in complex128: the loop is over taps, not samples.
 

@@ -1,18 +1,25 @@
-"""Typed views of the ``params.yaml`` sections each stage reads."""
+"""Typed views of the ``params.yaml`` sections each stage reads.
+
+The sections of the models, the NOMP baseline and training are parsed into the configuration
+classes of their packages, imported when first asked for: a stage that only reads scenarios,
+sites or the numerology (``sites``, ``pdp``, ``report``, ``plot``) does not load torch.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from chanest.estimators.model import EstimatorConfig
-from chanest.estimators.nomp import NOMPConfig
 from chanest.channel.ofdm import OFDMConfig
-from chanest.utils.params import COUNT, DROPOUT, POSITIVE, ParamsError, Range, from_section, get
 from chanest.channel.pdp import PDPError, check_scenario
 from chanest.channel.sites import Site, SiteError, check_lists, resolve
-from chanest.training.train import TrainConfig
+from chanest.utils.params import COUNT, DROPOUT, POSITIVE, ParamsError, Range, from_section, get
+
+if TYPE_CHECKING:
+    from chanest.estimators.model import EstimatorConfig
+    from chanest.estimators.nomp import NOMPConfig
+    from chanest.training.train import TrainConfig
 
 PDP_SOURCES = ("tr38901", "mat_dir")
 NORMALISATIONS = ("realisation", "pdp")
@@ -89,6 +96,8 @@ def eval_params(params: dict[str, Any]) -> EvalParams:
 
 def nomp(params: dict[str, Any]) -> NOMPConfig:
     """``nomp``: the settings of the NOMP baseline (:mod:`chanest.estimators.nomp`)."""
+    from chanest.estimators.nomp import NOMPConfig
+
     return from_section(NOMPConfig, get(params, "nomp"), "nomp")
 
 
@@ -142,6 +151,8 @@ def normalisation(params: dict[str, Any]) -> str:
 
 def train(params: dict[str, Any], section: str, exclude: tuple[str, ...] = ()) -> TrainConfig:
     """The optimisation keys of ``section`` (``base`` or ``lora``) as a :class:`TrainConfig`."""
+    from chanest.training.train import TrainConfig
+
     raw = {k: v for k, v in get(params, section).items() if k not in exclude}
     if raw.get("amp") is False:  # YAML 1.1 reads a bare `off` (also from `dvc exp run -S`) as false
         raw["amp"] = "off"
@@ -149,6 +160,8 @@ def train(params: dict[str, Any], section: str, exclude: tuple[str, ...] = ()) -
 
 
 def estimator(params: dict[str, Any], ofdm_cfg: OFDMConfig) -> EstimatorConfig:
+    from chanest.estimators.model import EstimatorConfig
+
     m = from_section(ModelParams, get(params, "model"), "model")
     try:
         return EstimatorConfig(

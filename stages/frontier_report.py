@@ -16,7 +16,7 @@ import pandas as pd
 from chanest.utils import cli
 from chanest import config
 from chanest.evaluation import plots
-from chanest.evaluation.evaluate import TestErrors
+from chanest.evaluation.report import TestErrors
 from chanest.studies.frontier import FrontierParams, cell_path
 from chanest.studies.frontier_table import summary, table, wide
 from chanest.utils.io import write_csv, write_json

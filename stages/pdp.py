@@ -1,29 +1,44 @@
-"""Stage `pdp`: write data/raw/PDP_<Scenario>.mat for every scenario, each from its own source."""
+"""Stage `pdp_sources@<Scenario>` / `pdp_targets@<Scenario>`: one scenario's PDPs, ready to train on.
+
+    python -m stages.pdp <Scenario> sources|targets
+
+Draws the scenario's PDPs from Sionna or reads its file (as `sites` resolved it into
+``data/sites/<Scenario>/``), validates and normalises them, cuts taps beyond the CP, drops exact
+duplicates and splits by PDP. Writes ``data/processed/<group>/<Scenario>.npz`` (the base trains on
+the ``sources`` folder, so a target's data is not its dependency) and the scenario's statistics,
+``reports/pdp_stats/<Scenario>.json``.
+"""
 
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 from chanest import config
-from chanest.channel.pdp import mat_filename, write_mat
+from chanest.channel.pdp import check_scenario
+from chanest.channel.preprocess import GROUPS, SplitConfig, preprocess, save_processed, stats
+from chanest.channel.sites import Site
 from chanest.utils import cli
-from chanest.utils.params import load_params
+from chanest.utils.io import write_json
+from chanest.utils.params import from_section, get, load_params
 
-OUT = Path("data/raw")
+SITES, PROCESSED, STATS = Path("data/sites"), Path("data/processed"), Path("reports/pdp_stats")
 log = logging.getLogger("stages.pdp")
 
 
 def main() -> None:
+    if len(sys.argv) != 3 or sys.argv[2] not in GROUPS:
+        raise ValueError(f"usage: python -m stages.pdp <Scenario> {'|'.join(GROUPS)}")
+    scenario, group = check_scenario(sys.argv[1]), sys.argv[2]
     params = load_params()
     seed = config.seed(params)
-    sites = config.sites(params)
-    for name, site in sites.items():  # every file is there before any PDP is drawn
-        site.check_file(f"sites.{name}.file" if name in (params.get("sites") or {}) else "pdp.mat_dir")
-    for name, site in sites.items():
-        pdps = site.load(seed)
-        write_mat(OUT / mat_filename(name), pdps)
-        log.info("%s: %d PDPs from %s", name, len(pdps), site.describe())
+    split = from_section(SplitConfig, get(params, "preprocess.split"), "preprocess.split")
+    site = Site.read(SITES / scenario)
+    processed = preprocess(scenario, site.load(seed), config.ofdm(params).cp_s, split, seed)
+    save_processed(PROCESSED / group / f"{scenario}.npz", processed)
+    write_json(STATS / f"{scenario}.json", stats(processed))
+    log.info("%s (%s): %s", scenario, site.describe(), stats(processed))
 
 
 if __name__ == "__main__":

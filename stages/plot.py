@@ -1,5 +1,5 @@
-"""Stage `plot`: PNG figures from the evaluation and the training curves, and the training curves
-as one table (``reports/training_curves.csv``, drawn by ``dvc plots``)."""
+"""Stage `plot`: PNG figures from the evaluation, the training curves and the PDPs' delay spreads,
+and the training curves as one table (``reports/training_curves.csv``, drawn by ``dvc plots``)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import pandas as pd
 
 from chanest.utils import cli
 from chanest import config
+from chanest.channel.preprocess import load_processed
 from chanest.evaluation import plots
 from chanest.utils.io import write_csv
 from chanest.utils.params import load_params
 
-REPORTS, OUT = Path("reports"), Path("reports/figures/eval")
+REPORTS, OUT, PROCESSED = Path("reports"), Path("reports/figures/eval"), Path("data/processed")
 
 
 def main() -> None:
@@ -27,6 +28,9 @@ def main() -> None:
     if targets:
         plots.lora_gain(metrics, targets, OUT / "lora_gain.png")
     plots.cross_scenario(pd.read_csv(REPORTS / "cross_scenario.csv"), OUT / "cross_scenario.png")
+    spreads = {s: load_processed(PROCESSED / group, s).rms_delay_spread_s() * 1e9
+               for group, names in (("sources", sources), ("targets", targets)) for s in names}
+    plots.delay_spread_cdf(spreads, OUT / "delay_spread_cdf.png")
     live = REPORTS / "live"  # dvclive's per-step logs (chanest.training.live)
     curves = {"base": plots.read_live_metric(live / "train_base")}
     for t in targets:

@@ -36,7 +36,8 @@ def main() -> None:
     base = load_estimator(BASE, device).eval()
     nomp = NOMP(ofdm, config.nomp(params))
     metrics = {}
-    known = config.all_scenarios(params)
+    sources, targets = config.scenarios(params)
+    known = sources + targets
     for scenario in points.snr_db:
         if scenario not in known:
             raise ParamsError(f"params: points.snr_db.{scenario}: not a scenario of scenarios.sources "
@@ -48,9 +49,10 @@ def main() -> None:
             for reference in ("full_ft", "scratch"):
                 if (LORA / scenario / reference).is_dir():
                     models[reference] = load_estimator(LORA / scenario / reference, device).eval()
-        sampler = data.sampler(PROCESSED, [scenario], "test", ofdm, norm, device)
+        processed = PROCESSED / ("sources" if scenario in sources else "targets")
+        sampler = data.sampler(processed, [scenario], "test", ofdm, norm, device)
         batch = test_set(sampler, (snr_db,), points.n_samples, points.seed)
-        stat = StatLMMSE.from_pdps(load_processed(PROCESSED, scenario, "train"), ofdm, device=device)
+        stat = StatLMMSE.from_pdps(load_processed(processed, scenario, "train"), ofdm, device=device)
         methods = baselines(ofdm, stat, nomp) | {name: (lambda b, m=m: m(b.h_ls, b.snr_db)) for name, m in models.items()}
         metrics[scenario] = summarise(evaluate(scenario, methods, batch, ev.batch_size), ev.n_boot, ev.seed)
     write_json(REPORTS / "points.json", metrics)

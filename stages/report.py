@@ -1,6 +1,7 @@
 """Stage `report`: join the evaluation parts into metrics, NMSE-vs-SNR tables and the cross table.
 
-Reads ``data/eval/base/*.npz`` and ``data/eval/lora/<Target>/*.npz``; writes
+Reads ``data/eval/base/<Scenario>.npz``, ``data/eval/lora/<Target>.npz`` and
+``data/eval/cross/<Target>/<Scenario>.npz``; writes
 ``reports/metrics.json`` (per scenario and method, with PDP-bootstrap 95% intervals, and the paired
 LoRA gain per target), ``reports/nmse_vs_snr.csv``, ``reports/cross_scenario.csv``,
 ``reports/lora_gain.csv`` (the paired gains with their intervals, for ``dvc plots``) and
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from chanest.utils import cli
 from chanest import config
-from chanest.evaluation.evaluate import TestErrors, build_report, gains, wide
+from chanest.evaluation.report import TestErrors, build_report, gains, wide
 from chanest.utils.io import write_csv, write_json
 from chanest.utils.params import load_params
 
@@ -26,7 +27,8 @@ def main() -> None:
     _, targets = config.scenarios(params)
     scenarios = config.all_scenarios(params)
     reference = {s: TestErrors.load(EVAL / "base" / f"{s}.npz") for s in scenarios}
-    adapters = {t: {s: TestErrors.load(EVAL / "lora" / t / f"{s}.npz") for s in scenarios} for t in targets}
+    adapters = {t: {s: TestErrors.load(EVAL / "lora" / f"{t}.npz" if s == t else EVAL / "cross" / t / f"{s}.npz")
+                    for s in scenarios} for t in targets}
     report = build_report(reference, adapters, ev.cross_n_samples, ev.n_boot, ev.seed)
     write_csv(report.rows, REPORTS / "nmse_vs_snr.csv")
     write_csv(report.cross, REPORTS / "cross_scenario.csv")

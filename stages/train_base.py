@@ -23,7 +23,7 @@ from chanest.estimators.model import ChannelEstimator, n_parameters
 from chanest.utils.params import load_params
 from chanest.training.train import code_fingerprint, fingerprint, make_val_sets, train
 
-PROCESSED, OUT, STATE = Path("data/processed"), Path("models/base"), Path("models/base_state.pt")
+PROCESSED, OUT, STATE = Path("data/processed/sources"), Path("models/base"), Path("models/base_state.pt")
 REPORT = Path("reports/train_base.json")
 log = logging.getLogger("stages.train_base")
 

@@ -27,7 +27,7 @@ from chanest.utils.params import load_params
 from chanest.channel.pdp import check_scenario
 from chanest.training.train import make_val_sets
 
-PROCESSED, BASE, OUT = Path("data/processed"), Path("models/base"), Path("models/lora")
+PROCESSED, BASE, OUT = Path("data/processed/targets"), Path("models/base"), Path("models/lora")
 log = logging.getLogger("stages.transfer")
 
 

@@ -54,7 +54,9 @@ def small_ofdm() -> OFDMConfig:
 # Sionna sources, a Sionna target and a site of one's own: Factory_A, read from a .mat file (the
 # research's NYUSIM InF LOS drops, copied in as if measured)
 SOURCES, TARGETS = ["UMa_Los", "UMi_Nlos"], ["InF_Los", "Factory_A"]
-SITE_FILE = ("data/sites/PDP_Factory_A.mat", NYUSIM_PDP / "PDP_InF_Los.mat")
+SITE_FILE = ("data/site_files/PDP_Factory_A.mat", NYUSIM_PDP / "PDP_InF_Los.mat")
+#: a second site, added to the targets at the end of the run (its own chain alone must run)
+NEW_SITE = ("data/site_files/PDP_Plant_B.mat", NYUSIM_PDP / "PDP_RMa_Los.mat")
 TINY = {
     "pdp": {"n_drops": 40},
     "scenarios": {"sources": SOURCES, "targets": TARGETS},
@@ -127,13 +129,13 @@ def pipeline(tmp_path_factory) -> SimpleNamespace:
     budget added) and the link pipelines; run once per test session."""
     work = tmp_path_factory.mktemp("e2e") / "repo"
     params = merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY)
-    params["pdp"]["mat_dir"] = "data/sites"
+    params["pdp"]["mat_dir"] = "data/site_files"
     params["sites"] = {"Factory_A": {"source": "mat", "file": "PDP_Factory_A.mat"}}
-    sh = temp_repo(work, params, files=dict([SITE_FILE]))
+    sh = temp_repo(work, params, files=dict([SITE_FILE, NEW_SITE]))
     ns = SimpleNamespace(work=work, sh=sh)
     ns.first = sh("dvc", "repro")
     ns.second = sh("dvc", "repro")
-    sh("dvc", "repro", "-f", "-s", "pdp")  # the same PDPs again: byte-identical files ...
+    sh("dvc", "repro", "-f", "-s", "pdp_sources")  # the same PDPs again: byte-identical files ...
     ns.status_after_rerun = sh("dvc", "status", "dvc.yaml")  # ... so nothing downstream is out of date
     sh("git", "add", "-A")
     sh("git", "commit", "-qm", "results, r=4")
@@ -157,4 +159,17 @@ def pipeline(tmp_path_factory) -> SimpleNamespace:
     ns.link = sh("dvc", "repro", "link/dvc.yaml")  # the PUSCH link (link/dvc.yaml)
     sh("git", "add", "-A")
     sh("git", "commit", "-qm", "frontier and link results")
+    # a new site among the targets, then a change of its file: its own chain each time
+    text = (work / "params.yaml").read_text()
+    old = "targets:\n  - InF_Los\n  - Factory_A\n"
+    assert text.count(old) == 1 and text.count("    file: PDP_Factory_A.mat\n") == 1, text
+    text = text.replace(old, old + "  - Plant_B\n").replace(
+        "    file: PDP_Factory_A.mat\n", "    file: PDP_Factory_A.mat\n  Plant_B:\n    source: mat\n    file: PDP_Plant_B.mat\n")
+    (work / "params.yaml").write_text(text)
+    ns.site_added = sh("dvc", "repro")
+    site = work / NEW_SITE[0]
+    site.write_bytes((NYUSIM_PDP / "PDP_InF_Nlos.mat").read_bytes())  # the site re-measured
+    ns.site_changed = sh("dvc", "repro")
+    sh("git", "checkout", "--", "params.yaml", NEW_SITE[0])  # and gone again: back to the committed results
+    ns.site_removed = sh("dvc", "repro")
     return ns

@@ -151,7 +151,7 @@ def test_stage_entry_points_with_nproc_2(tmp_path):
                             "pdp": {"n_drops": 30}, "base": {"steps": 6, "nproc": 1},
                             "lora": {"steps": 4, "nproc": 2, "full_ft": False}})
     sh = temp_repo(work, params)
-    sh("dvc", "repro", "preprocess")
+    sh("dvc", "repro", "pdp_sources", "pdp_targets")
     weights = work / "models/base/model.safetensors"
 
     one = sh("python", "-m", "stages.train_base")

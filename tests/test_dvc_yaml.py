@@ -73,3 +73,15 @@ def test_chart_titles_are_safe_in_the_plots_page(where):
     for entry in yaml.safe_load((REPO / where).read_text()).get("plots", []):
         title = entry if isinstance(entry, str) else next(iter(entry))
         assert re.fullmatch(r"[\w .,:()%/@+-]+", title), f"{where}: plot id {title!r}"
+
+
+@pytest.mark.parametrize("module", ["stages.sites", "stages.pdp", "stages.report", "stages.plot"])
+def test_stages_that_compute_nothing_with_torch_do_not_load_it(module):
+    """torch's import is a second of every stage process; the stages that only read params, PDPs
+    or evaluation parts stay without it (a `dvc exp run` runs report and plot every time)."""
+    import subprocess
+    import sys
+
+    code = f"import sys, {module}; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", module

@@ -7,7 +7,7 @@ delays moved by ~1e-5 ns, which re-drew the split of most PDPs) fails here.
 
 - PDPs: exact (sha256 of the bytes), since they are rounded to a documented precision
   (:data:`chanest.channel.tr38901.DELAY_STEP_NS`, 6 significant digits) far above float64 round-off.
-- Split membership: exact (sha256), and the committed ``reports/pdp_stats.json`` counts are
+- Split membership: exact (sha256), and the committed ``reports/pdp_stats/<Scenario>.json`` counts are
   re-derived from ``params.yaml``.
 - Test sets and baselines: float32 synthesis may differ by an ulp between CPUs, so to 1e-5
   (values) and 1e-3 dB (NMSE), the project's reproducibility bar.
@@ -95,18 +95,18 @@ def test_test_set_and_baselines_match_the_golden_values(generated):
 
 
 def test_committed_split_counts_follow_from_params():
-    """`reports/pdp_stats.json` as committed is what these params give on this machine."""
+    """`reports/pdp_stats/<Scenario>.json` as committed is what these params give on this machine."""
     params = load_params(REPO / "params.yaml")
     p = config.PDPParams(**params["pdp"])
     if p.source != "tr38901":
         pytest.skip("params.yaml reads PDP files (pdp.source: mat_dir)")
-    committed = json.loads((REPO / "reports/pdp_stats.json").read_text())
     split = SplitConfig(**params["preprocess"]["split"])
     for scenario, site in config.sites(params).items():
         pdps = site.load(config.seed(params))  # Sionna scenarios drawn here; files read
         got = preprocess(scenario, pdps, config.ofdm(params).cp_s, split, config.seed(params))
         counts = np.bincount(got.split, minlength=3).tolist()
-        want = [committed[scenario][f"n_{s}"] for s in ("train", "val", "test")]
+        committed = json.loads((REPO / "reports/pdp_stats" / f"{scenario}.json").read_text())
+        want = [committed[f"n_{s}"] for s in ("train", "val", "test")]
         assert counts == want, scenario
 
 

@@ -112,7 +112,7 @@ def test_corrupt_file_and_unknown_scenario_are_rejected(tmp_path):
 
 
 def test_pdp_stage_fails_cleanly_on_a_bad_file(tmp_path):
-    """Exit code 1, the file named in one error line, and no data/raw left half-written."""
+    """Exit code 1, the file named in one error line, and nothing of the scenario left half-written."""
     mats = tmp_path / "mats"
     mats.mkdir()
     scipy.io.savemat(mats / "PDP_RMa_Los.mat", {"pdp": cells(GOOD)})
@@ -120,11 +120,19 @@ def test_pdp_stage_fails_cleanly_on_a_bad_file(tmp_path):
     (tmp_path / "params.yaml").write_text(
         "seed: 1\npdp: {source: mat_dir, mat_dir: mats}\n"
         "scenarios: {sources: [RMa_Los], targets: [RMa_Nlos]}\n"
+        "preprocess: {split: {train: 0.8, val: 0.1, test: 0.1}}\nofdm: {}\n"
     )
-    proc = subprocess.run([sys.executable, "-m", "stages.pdp"], cwd=tmp_path, capture_output=True,
-                          text=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+
+    def stage(*args):
+        return subprocess.run([sys.executable, "-m", *args], cwd=tmp_path, capture_output=True, text=True,
+                              env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, check=False)
+
+    assert stage("stages.sites").returncode == 0  # (it copies the files; the pdp stage reads them)
+    assert stage("stages.pdp", "RMa_Los", "sources").returncode == 0
+    proc = stage("stages.pdp", "RMa_Nlos", "targets")
     assert proc.returncode == 1
     assert "PDP_RMa_Nlos.mat pdp{2} (index 1): expected finite" in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert not (tmp_path / "data/raw/PDP_RMa_Nlos.mat").exists()
-    assert not list((tmp_path / "data").rglob("*.tmp*")) if (tmp_path / "data").exists() else True
+    assert (tmp_path / "data/processed/sources/RMa_Los.npz").is_file()
+    assert not (tmp_path / "data/processed/targets").exists() and not (tmp_path / "reports/pdp_stats/RMa_Nlos.json").exists()
+    assert not list((tmp_path / "data").rglob("*.tmp*"))

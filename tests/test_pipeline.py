@@ -16,13 +16,17 @@ from conftest import SOURCES, TARGETS, ran
 pytestmark = pytest.mark.slow
 
 def test_repro_runs_every_stage_and_writes_every_output(pipeline):
-    stages = ({"pdp", "preprocess", "train_base", "eval_base", "report", "plot"}
+    stages = ({"sites", "train_base", "cross", "report", "plot"}
+              | {f"{stage}_sources@{s}" for stage in ("pdp", "eval_base") for s in SOURCES}
+              | {f"{stage}_targets@{t}" for stage in ("pdp", "eval_base") for t in TARGETS}
               | {f"transfer@{t}" for t in TARGETS} | {f"eval_lora@{t}" for t in TARGETS})
     assert ran(pipeline.first) == stages
     w = pipeline.work
-    for path in ["data/raw/PDP_InF_Los.mat", "data/processed/UMa_Los.npz", "models/base/model.safetensors",
-                 "models/base/config.json", "models/base_state.pt", "reports/pdp_stats.json",
-                 "reports/figures/delay_spread_cdf.png", "reports/train_base.json",
+    for path in ["data/sites/InF_Los/source.json", "data/sites/Factory_A/PDP_Factory_A.mat",
+                 "data/processed/sources/UMa_Los.npz", "data/processed/targets/InF_Los.npz",
+                 "models/base/model.safetensors", "models/base/config.json", "models/base_state.pt",
+                 "reports/pdp_stats/UMa_Los.json", "reports/pdp_stats/Factory_A.json",
+                 "reports/figures/eval/delay_spread_cdf.png", "reports/train_base.json",
                  "reports/live/train_base/metrics.json",
                  "reports/live/train_base/plots/metrics/val_nmse_db.tsv",
                  "reports/metrics.json", "reports/nmse_vs_snr.csv",
@@ -50,11 +54,13 @@ def test_a_site_of_ones_own_is_read_from_its_file_adapted_evaluated_and_plotted(
     from conftest import SITE_FILE
 
     w = pipeline.work
-    got, want = read_mat(w / "data/raw/PDP_Factory_A.mat"), read_mat(SITE_FILE[1])
-    assert len(got) == len(want)  # the same taps (delays through ns and back: to float64 rounding)
-    assert all(np.allclose(a.delays_s, b.delays_s, rtol=1e-12, atol=0) and np.array_equal(a.powers, b.powers)
+    got, want = read_mat(w / "data/sites/Factory_A/PDP_Factory_A.mat"), read_mat(SITE_FILE[1])
+    assert len(got) == len(want)  # the site's file, copied as is
+    assert all(np.array_equal(a.delays_s, b.delays_s) and np.array_equal(a.powers, b.powers)
                for a, b in zip(got, want))
-    assert "Factory_A: 1000 PDPs from file data/sites/PDP_Factory_A.mat" in pipeline.first
+    assert "Factory_A: file data/site_files/PDP_Factory_A.mat" in pipeline.first
+    stats = json.loads((w / "reports/pdp_stats/Factory_A.json").read_text())
+    assert stats["n_raw"] == len(want) and stats["n"] == len(want) - stats["n_duplicates"]
     metrics = json.loads((w / "reports/metrics.json").read_text())["Factory_A"]
     assert {"ls", "lmmse_genie", "base", "lora", "full_ft", "scratch"} <= set(metrics)
     assert metrics["lora"]["gap_to_genie_db"] > 0  # the genie stays a bound on the site too
@@ -73,9 +79,21 @@ def test_rerunning_the_source_stage_writes_identical_bytes(pipeline):
 
 
 def test_changing_lora_r_reruns_only_what_depends_on_the_adapters(pipeline):
-    # not pdp, preprocess, train_base, nor eval_base (baselines and the base model)
+    # not the data, train_base, nor eval_base (baselines and the base model)
     assert ran(pipeline.exp) == ({f"transfer@{t}" for t in TARGETS} | {f"eval_lora@{t}" for t in TARGETS}
-                                 | {"report", "plot"})
+                                 | {"cross", "report", "plot"})
+
+
+def test_a_new_site_and_a_change_of_its_file_run_its_own_chain_only(pipeline):
+    """One base, many sites: adding a target, or re-measuring it, runs that site's data, its
+    baselines, its adapter and its evaluation, plus the shared sites / cross / report / plot, and
+    no stage of the sources or of the other targets."""
+    chain = {"pdp_targets@Plant_B", "eval_base_targets@Plant_B", "transfer@Plant_B", "eval_lora@Plant_B"}
+    shared = {"sites", "cross", "report", "plot"}
+    assert ran(pipeline.site_added) == chain | shared
+    assert ran(pipeline.site_changed) == chain | shared
+    assert ran(pipeline.site_removed) == shared
+    assert "Plant_B: file data/site_files/PDP_Plant_B.mat" in pipeline.site_added
 
 
 def test_metrics_diff_and_exp_show_list_the_changed_metrics(pipeline):
@@ -135,7 +153,7 @@ def test_reports_have_the_documented_shape(pipeline):
 
 def test_split_evaluation_equals_evaluating_everything_in_one_process(pipeline):
     """Every model on every full test set in this one process, then the same report: equal to the
-    metrics that eval_base, eval_lora@* (cross subsets only) and report wrote in their own processes."""
+    metrics that eval_base_*, eval_lora@*, cross and report wrote in their own processes."""
     import numpy as np
 
     from chanest import config
@@ -159,9 +177,10 @@ def test_split_evaluation_equals_evaluating_everything_in_one_process(pipeline):
         models[f"scratch:{t}"] = load_estimator(w / f"models/lora/{t}/scratch")
     reference, adapters = {}, {t: {} for t in TARGETS}
     for s in SOURCES + TARGETS:
-        batch = fixed_test_set(data.sampler(w / "data/processed", [s], "test", ofdm, norm, "cpu"), ev.snr_db,
+        processed = w / "data/processed" / ("sources" if s in SOURCES else "targets")
+        batch = fixed_test_set(data.sampler(processed, [s], "test", ofdm, norm, "cpu"), ev.snr_db,
                                ev.n_samples, ev.seed)
-        stat = StatLMMSE.from_pdps(load_processed(w / "data/processed", s, "train"), ofdm)
+        stat = StatLMMSE.from_pdps(load_processed(processed, s, "train"), ofdm)
         methods = baselines(ofdm, stat, NOMP(ofdm, config.nomp(params))) | {
             k: (lambda b, m=m: m.eval()(b.h_ls, b.snr_db)) for k, m in models.items()}
         full = evaluate(s, methods, batch, chunk=10_000)
@@ -248,7 +267,7 @@ def test_the_frontier_runs_every_cell_and_writes_its_table_metrics_and_figures(p
                                             | {"frontier/dvc.yaml:frontier_report"})
     rows = list(csv.DictReader(io.StringIO(pipeline.frontier_csv_first)))
     assert list(rows[0]) == FRONTIER_COLUMNS
-    n_train = {t: json.loads((w / "reports/pdp_stats.json").read_text())[t]["n_train"] for t in TARGETS}
+    n_train = {t: json.loads((w / f"reports/pdp_stats/{t}.json").read_text())["n_train"] for t in TARGETS}
     for t in TARGETS:
         got = {(r["method"], r["r"], int(r["target_pdps"])) for r in rows if r["scenario"] == t}
         assert got == ({("base", "", 0)} | {(m, r, n) for n in (4, n_train[t])

@@ -31,7 +31,10 @@ SMALL = {
     "eval": {"snr_db": [0.0, 20.0], "n_samples": 6, "cross_n_samples": 3, "n_boot": 100},
     "points": {"snr_db": {"RMa_Los": 6.2, "UMa_Nlos": 10.0}, "n_samples": 8},
 }
-STAGES = ({"pdp", "preprocess", "train_base", "eval_base", "report", "points", "plot"}
+SOURCES = SMALL["scenarios"]["sources"]
+DATA = ({f"{s}_sources@{x}" for s in ("pdp", "eval_base") for x in SOURCES}
+        | {f"{s}_targets@{t}" for s in ("pdp", "eval_base") for t in TARGETS})
+STAGES = ({"sites", "train_base", "cross", "report", "points", "plot"} | DATA
           | {f"{s}@{t}" for s in ("transfer", "eval_lora") for t in TARGETS})
 
 
@@ -59,7 +62,7 @@ def test_the_research_pipeline_runs_end_to_end_then_nothing(research):
     r = work / "research"
     config = json.loads((r / "models/base/config.json").read_text())
     assert config["n_subcarriers"] == 3072 and len(config["pilot_indices"]) == 512
-    stats = json.loads((r / "reports/pdp_stats.json").read_text())
+    stats = {s: json.loads((r / f"reports/pdp_stats/{s}.json").read_text()) for s in ("RMa_Los", "UMa_Nlos")}
     assert stats["RMa_Los"]["n"] == 514 and stats["UMa_Nlos"]["n"] == 992  # the committed NYUSIM files
     # the default pipeline's committed results are not touched, nor its outputs made
     assert (work / "reports/metrics.json").read_bytes() == (REPO / "reports/metrics.json").read_bytes()
@@ -83,4 +86,4 @@ def test_operating_points_hold_every_method_with_intervals(research):
 def test_a_lora_rank_change_reruns_only_what_depends_on_it(research):
     _, _, sh = research
     exp = sh("dvc", "exp", "run", "research/dvc.yaml", "-S", "research/params.yaml:lora.r=2")
-    assert names(exp) == STAGES - {"pdp", "preprocess", "train_base", "eval_base"}, sorted(names(exp))
+    assert names(exp) == STAGES - DATA - {"sites", "train_base"}, sorted(names(exp))

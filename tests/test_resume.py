@@ -54,7 +54,7 @@ def test_kill_9_during_train_base_then_repro_resumes_to_identical_weights(tmp_pa
     params = merge(merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY), PARAMS)
     work = tmp_path / "repo"
     sh = temp_repo(work, params)
-    sh("dvc", "repro", "preprocess")
+    sh("dvc", "repro", "pdp_sources")
     state, weights = work / "models/base_state.pt", work / "models/base/model.safetensors"
 
     env = {**os.environ, "PATH": f"{os.path.dirname(os.sys.executable)}:{os.environ['PATH']}",

@@ -20,8 +20,8 @@ pytestmark = pytest.mark.slow
 
 # Outputs a clone can only get from the remote (DVC-cached, git-ignored), checked byte for byte;
 # models/base_state.pt is `persist: true` (the resumable checkpoint).
-CACHED = ["models/base/model.safetensors", "models/base_state.pt", "data/processed/UMa_Los.npz",
-          "reports/figures/delay_spread_cdf.png"] + [
+CACHED = ["models/base/model.safetensors", "models/base_state.pt", "data/processed/sources/UMa_Los.npz",
+          "reports/figures/eval/delay_spread_cdf.png"] + [
     f"models/lora/{t}/{f}" for t in TARGETS for f in ("adapter_config.json", "adapter_model.safetensors")]
 
 

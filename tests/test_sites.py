@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import yaml
 
@@ -88,37 +88,46 @@ def run_stage(tmp_path, params: dict, *args: str) -> subprocess.CompletedProcess
                           env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
-def test_pdp_stage_stops_on_a_missing_file_before_drawing_any_pdp(tmp_path):
-    """A missing site file fails the stage at once (exit 1, the key and the path named), before
-    the Sionna scenarios listed ahead of it are drawn, and writes nothing."""
+def test_sites_stage_stops_on_a_missing_file_before_writing_anything(tmp_path):
+    """A missing site file fails the `sites` stage at once (exit 1, the key and the path named),
+    and writes nothing."""
     (tmp_path / "pdps").mkdir()
     params = with_changes(**{"pdp.mat_dir": "pdps", "sites.Factory_A": {"source": "mat", "file": "PDP_Factory_A.mat"},
                              "scenarios.targets": ["Factory_A"]})
-    proc = run_stage(tmp_path, params, "stages.pdp")
+    proc = run_stage(tmp_path, params, "stages.sites")
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "params: sites.Factory_A.file: no such PDP file pdps/PDP_Factory_A.mat" in proc.stderr
     assert "Traceback" not in proc.stderr and "UMa_Los" not in proc.stderr and not (tmp_path / "data").exists()
 
 
-def test_pdp_stage_mixes_sionna_sources_and_file_sites(tmp_path):
-    """Sionna sources beside a file site: the file is copied as is, and a Sionna scenario's PDPs
-    depend on its name and the seed only (not on which other scenarios params list)."""
+def test_pdp_stages_mix_sionna_sources_and_file_sites(tmp_path):
+    """Sionna sources beside a file site: `sites` gives each scenario its own folder (the file
+    copied as is), and a Sionna scenario's PDPs depend on its name and the seed only (not on which
+    other scenarios params list)."""
+    from chanest.channel.preprocess import load_processed
+
     (tmp_path / "pdps").mkdir()
     nyusim = REPO / "data/nyusim-28ghz/PDP_InF_Los.mat"
     (tmp_path / "pdps/factory.mat").write_bytes(nyusim.read_bytes())
     params = with_changes(**{"pdp.mat_dir": "pdps", "pdp.n_drops": 6,
                              "scenarios.sources": ["UMa_Los", "UMi_Nlos"], "scenarios.targets": ["Factory_A"],
                              "sites.Factory_A": {"source": "mat", "file": "factory.mat"}})
-    proc = run_stage(tmp_path, params, "stages.pdp")
+    proc = run_stage(tmp_path, params, "stages.sites")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    raw = tmp_path / "data/raw"
-    assert sorted(p.name for p in raw.iterdir()) == ["PDP_Factory_A.mat", "PDP_UMa_Los.mat", "PDP_UMi_Nlos.mat"]
-    factory, want = read_mat(raw / "PDP_Factory_A.mat"), read_mat(nyusim)
-    assert len(factory) == len(want) and all(np.array_equal(a.powers, b.powers) for a, b in zip(factory, want))
-    first = read_mat(raw / "PDP_UMi_Nlos.mat")
-    params["scenarios"]["sources"] = ["UMi_Nlos"]  # UMa_Los gone: UMi_Nlos is drawn the same
-    proc = run_stage(tmp_path, params, "stages.pdp")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    again = read_mat(raw / "PDP_UMi_Nlos.mat")
-    assert all(np.array_equal(a.delays_s, b.delays_s) and np.array_equal(a.powers, b.powers)
-               for a, b in zip(first, again))
+    sites = tmp_path / "data/sites"
+    assert sorted(p.name for p in sites.iterdir()) == ["Factory_A", "UMa_Los", "UMi_Nlos"]
+    assert (sites / "Factory_A/PDP_Factory_A.mat").read_bytes() == nyusim.read_bytes()
+    before = {p: p.read_bytes() for p in sites.rglob("*") if p.is_file() and "UMi_Nlos" in str(p)}
+    for name, group in (("Factory_A", "targets"), ("UMi_Nlos", "sources")):
+        proc = run_stage(tmp_path, params, "stages.pdp", name, group)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    factory, want = load_processed(tmp_path / "data/processed/targets", "Factory_A"), read_mat(nyusim)
+    assert len(factory) + json.loads((tmp_path / "reports/pdp_stats/Factory_A.json").read_text())["n_duplicates"] \
+        == len(want)
+    first = (tmp_path / "data/processed/sources/UMi_Nlos.npz").read_bytes()
+    params["scenarios"]["sources"] = ["UMi_Nlos"]  # UMa_Los gone: UMi_Nlos's folder and PDPs the same
+    for args in (("stages.sites",), ("stages.pdp", "UMi_Nlos", "sources")):
+        proc = run_stage(tmp_path, params, *args)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    assert {p: p.read_bytes() for p in sites.rglob("*") if p.is_file() and "UMi_Nlos" in str(p)} == before
+    assert (tmp_path / "data/processed/sources/UMi_Nlos.npz").read_bytes() == first

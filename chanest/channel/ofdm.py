@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass, fields
 from typing import ClassVar
 
 import numpy as np
-import torch
 
 from chanest.utils.params import COUNT, NON_NEGATIVE, POSITIVE, Range
 
@@ -63,14 +62,6 @@ class OFDMConfig:
         if not 0 <= self.dmrs_symbol < self.n_symbols:
             raise ValueError("ofdm.dmrs_symbol must lie in [0, n_symbols)")
 
-    @classmethod
-    def from_params(cls, params: dict) -> OFDMConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(params) - known
-        if unknown:
-            raise KeyError(f"ofdm: unknown keys {sorted(unknown)}; expected some of {sorted(known)}")
-        return cls(**params)
-
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -90,9 +81,3 @@ class OFDMConfig:
     def subcarrier_freqs_hz(self) -> np.ndarray:
         """(n_subcarriers,) float64 baseband frequency of each used subcarrier, Hz."""
         return np.arange(self.n_subcarriers) * self.subcarrier_spacing_hz
-
-    def pilot_mask(self, device: torch.device | str = "cpu") -> torch.Tensor:
-        """(n_subcarriers,) bool, True on pilot subcarriers."""
-        mask = torch.zeros(self.n_subcarriers, dtype=torch.bool, device=device)
-        mask[torch.as_tensor(self.pilot_indices, device=device)] = True
-        return mask

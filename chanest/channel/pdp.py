@@ -23,7 +23,10 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from chanest.utils import io as chanest_io  #: The built-in scenario names: TR 38.901 scenario and LOS/NLOS condition. Any other safe name
+from chanest.errors import PDPError  # noqa: F401  (raised here; defined there)
+from chanest.utils import io as chanest_io
+
+#: The built-in scenario names: TR 38.901 scenario and LOS/NLOS condition. Any other safe name
 #: is a scenario too, once ``params.yaml`` says where its PDPs come from (:mod:`chanest.channel.sites`).
 SCENARIOS: tuple[str, ...] = tuple(
     f"{s}_{c}" for s in ("InF", "InH", "RMa", "UMa", "UMi") for c in ("Los", "Nlos")
@@ -31,10 +34,6 @@ SCENARIOS: tuple[str, ...] = tuple(
 
 #: A scenario name: it becomes a file name, a DVC stage name (``transfer@<name>``) and a column.
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")
-
-
-class PDPError(ValueError):
-    """Bad PDP input: the message names the file, the PDP index and what was expected."""
 
 
 def check_scenario(name: str) -> str:

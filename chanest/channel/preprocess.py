@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,8 @@ from chanest.utils.io import write_npz
 from chanest.channel.pdp import PDP, PDPError, PDPSet, check_scenario
 
 SPLITS = ("train", "val", "test")
+#: The folders of ``data/processed``: the base trains on ``sources``, each adapter on one of ``targets``.
+GROUPS = ("sources", "targets")
 
 
 @dataclass(frozen=True)
@@ -39,11 +41,6 @@ class SplitConfig:
         fr = (self.train, self.val, self.test)
         if min(fr) < 0 or abs(sum(fr) - 1.0) > 1e-9:
             raise ValueError(f"split fractions must be >= 0 and sum to 1, got {fr}")
-
-
-@dataclass(frozen=True)
-class PreprocessConfig:
-    split: SplitConfig = field(default_factory=SplitConfig)
 
 
 @dataclass
@@ -130,7 +127,7 @@ def load_processed(directory: str | os.PathLike, scenario: str, split: str | Non
     """The PDPs of ``scenario`` from ``directory/<scenario>.npz``, optionally only one split."""
     path = Path(directory) / f"{check_scenario(scenario)}.npz"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no processed PDPs for {scenario}; run `dvc repro preprocess`")
+        raise FileNotFoundError(f"{path}: no processed PDPs for {scenario}; run `dvc repro`")
     with np.load(path, allow_pickle=False) as z:
         pdps = PDPSet(scenario, z["delays_s"], z["powers"], z["k_factor"], z["n_taps"])
         if split is None:

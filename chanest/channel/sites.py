@@ -17,6 +17,9 @@ removing or reordering scenarios changes nothing about the others.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +27,15 @@ from typing import Any
 import numpy as np
 
 from chanest.channel.pdp import PDP, SCENARIOS, PDPError, check_scenario, mat_filename, name_key, read_mat
+from chanest.utils.io import write_json
 from chanest.utils.params import ParamsError
 
 #: The PDP sources a site can name.
 SOURCES: tuple[str, ...] = ("tr38901", "mat")
 #: TR 38.901 model families Sionna provides.
 MODELS: tuple[str, ...] = ("InF", "InH", "RMa", "UMa", "UMi")
+#: A resolved site's description in its folder (:meth:`Site.write`).
+SOURCE_FILE = "source.json"
 _KEYS = {"tr38901": ("source", "model", "los", "carrier_ghz", "inf_subscenario", "n_drops"),
          "mat": ("source", "file")}
 
@@ -68,12 +74,39 @@ class Site:
         if self.source == "mat" and not Path(self.path).is_file():
             raise SiteError(f"params: {key}: no such PDP file {self.path}")
 
+    def write(self, directory: str | Path) -> None:
+        """Write the resolved source to ``directory`` (the `sites` stage's output for this scenario):
+        ``source.json`` (every field), and for a file site a byte copy of its file, so the stage
+        that reads the PDPs depends on this folder alone (see :func:`read`)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        fields = dataclasses.asdict(self)
+        if self.source == "mat":
+            shutil.copyfile(self.path, directory / mat_filename(self.name))
+            fields["path"] = mat_filename(self.name)
+        write_json(directory / SOURCE_FILE, fields)
+
+    @classmethod
+    def read(cls, directory: str | Path) -> Site:
+        """The site written by :meth:`write` into ``directory`` (its file, if any, the copy there)."""
+        directory = Path(directory)
+        path = directory / SOURCE_FILE
+        if not path.is_file():
+            raise SiteError(f"{path}: no resolved PDP source; run `dvc repro` (stage sites)")
+        fields = json.loads(path.read_text())
+        if fields.get("source") == "mat":
+            fields["path"] = str(directory / fields["path"])
+        return cls(**fields)
+
     def load(self, seed: int) -> list[PDP]:
         """The site's PDPs: read from its file, or drawn from Sionna seeded by ``seed`` and the
         name (the same name and seed give the same PDPs, whatever else params list)."""
         if self.source == "mat":
             return read_mat(self.path)
         from chanest.channel.tr38901 import generate_pdps  # Sionna's import is slow: only when used
+        from chanest.utils import cpu
+
+        cpu.warm_up()  # before the first threaded MKL call (chanest.utils.cpu)
 
         sionna_seed = int(np.random.SeedSequence([seed, name_key(self.name)]).generate_state(1)[0])
         return generate_pdps(self.tr38901, self.n_drops, self.carrier_ghz * 1e9, sionna_seed,

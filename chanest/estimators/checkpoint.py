@@ -15,15 +15,12 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from chanest.errors import CheckpointError  # noqa: F401  (raised here; defined there)
 from chanest.utils.io import atomic_path, write_json
 from chanest.estimators.model import ChannelEstimator, EstimatorConfig
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that does not fit: the message names every offending key."""
 
 
 def save_estimator(directory: str | os.PathLike, model: ChannelEstimator) -> None:

@@ -87,7 +87,7 @@ class Cell:
     eval_seed: int
     eval_batch_size: int
     device: str
-    processed: str = "data/processed"
+    processed: str = "data/processed/targets"
     base: str = "models/base"
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from chanest.training import adapt
 from chanest.evaluation import stats
-from chanest.evaluation.evaluate import GAP_SNR_DB, TestErrors
+from chanest.evaluation.report import GAP_SNR_DB, TestErrors
 from chanest.channel.pdp import name_key
 
 #: How close (dB of gap to the genie) to full fine-tuning on all target PDPs counts as "there".

@@ -40,7 +40,7 @@ class LinkTask:
     ofdm: OFDMConfig
     normalisation: str
     params: LinkParams
-    processed: str = "data/processed"
+    processed: str = "data/processed/targets"
     base: str = "models/base"
     lora: str = "models/lora"
 

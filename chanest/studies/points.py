@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from chanest.evaluation import stats
-from chanest.evaluation.evaluate import LEARNED, METHODS, TestErrors
+from chanest.evaluation.report import LEARNED, METHODS, TestErrors
 from chanest.utils.params import Range
 from chanest.channel.pdp import check_scenario, name_key
 

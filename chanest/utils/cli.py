@@ -8,10 +8,8 @@ import os
 import sys
 from collections.abc import Callable
 
+from chanest.errors import CheckpointError, ParamsError, PDPError
 from chanest.utils import cpu
-from chanest.estimators.checkpoint import CheckpointError
-from chanest.utils.params import ParamsError
-from chanest.channel.pdp import PDPError
 
 #: Errors that are the user's input, reported in one line without a traceback.
 INPUT_ERRORS: tuple[type[BaseException], ...] = (
@@ -50,7 +48,8 @@ def run(main: Callable[[], None]) -> None:
     """Run a stage's ``main``; an input error exits 1 with its message, no traceback."""
     tune_malloc()
     setup_logging()
-    cpu.warm_up()
+    if "torch" in sys.modules:  # a stage that computes with torch imported it already
+        cpu.warm_up()
     try:
         main()
     except INPUT_ERRORS as err:

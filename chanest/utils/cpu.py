@@ -57,13 +57,23 @@ def pin() -> dict[str, str]:
     return dict(PINNED)
 
 
+_warm = False
+
+
 def warm_up() -> None:
     """One threaded MKL vector-math call before a stage's own work.
 
     The first threaded MKL vector-math call of a process (torch's float64 ``sin`` / ``exp`` on
     large tensors) now and then returns different last bits under load; later calls do not
-    (``docs/reproducibility.md``). The stages make that first call here, on throw-away data.
+    (``docs/reproducibility.md``). The stages make that first call here, on throw-away data: in
+    :func:`chanest.utils.cli.run` if the stage has imported torch by then, else before the first
+    torch work that needs it (Sionna's PDP draws, :meth:`chanest.channel.sites.Site.load`), so a
+    stage that never computes with torch (``report``, ``plot``) does not load it. Idempotent.
     """
+    global _warm
+    if _warm:
+        return
+    _warm = True
     import torch
 
     torch.exp(torch.linspace(0.0, 1.0, 1 << 16, dtype=torch.float64))

@@ -18,11 +18,9 @@ from typing import Any, TypeVar
 
 import yaml
 
+from chanest.errors import ParamsError  # noqa: F401  (raised here; defined there)
+
 T = TypeVar("T")
-
-
-class ParamsError(ValueError):
-    """A params key is missing, unknown, or of the wrong type."""
 
 
 @dataclass(frozen=True)

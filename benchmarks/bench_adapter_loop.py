@@ -101,7 +101,7 @@ def main() -> None:
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
     if args.restore:
         subprocess.run(["git", "checkout", "--", "params.yaml", "dvc.lock", "reports"], cwd=ROOT, check=True)
-        subprocess.run(["dvc", "checkout", "--quiet"], cwd=ROOT, check=True)
+        subprocess.run(["dvc", "checkout", "--quiet", "dvc.yaml"], cwd=ROOT, check=True)
 
 
 if __name__ == "__main__":

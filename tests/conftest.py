@@ -91,6 +91,23 @@ def ran(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
+def shell(work: Path) -> Callable[..., str]:
+    """``sh(*cmd)`` in ``work``: the venv on PATH, no analytics, a git identity; it asserts the
+    command succeeds and returns its stdout + stderr."""
+    venv_bin = Path(os.sys.executable).parent
+    env = {**os.environ, "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1",
+           "GIT_AUTHOR_NAME": "chanest-test", "GIT_AUTHOR_EMAIL": "test@chanest.invalid",
+           "GIT_COMMITTER_NAME": "chanest-test", "GIT_COMMITTER_EMAIL": "test@chanest.invalid",
+           "PYTHONPATH": ""}
+
+    def sh(*cmd: str) -> str:
+        proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        return proc.stdout + proc.stderr
+
+    return sh
+
+
 def temp_repo(work: Path, params: dict, path: str = "params.yaml",
               files: dict[str, Path] | None = None) -> Callable[..., str]:
     """Copy this working tree into ``work`` (and ``files``: ``{path there: file here}``), write
@@ -105,17 +122,7 @@ def temp_repo(work: Path, params: dict, path: str = "params.yaml",
         (work / there).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(here, work / there)
     (work / path).write_text(yaml.safe_dump(params, sort_keys=False))
-    venv_bin = Path(os.sys.executable).parent
-    env = {**os.environ, "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1",
-           "GIT_AUTHOR_NAME": "chanest-test", "GIT_AUTHOR_EMAIL": "test@chanest.invalid",
-           "GIT_COMMITTER_NAME": "chanest-test", "GIT_COMMITTER_EMAIL": "test@chanest.invalid",
-           "PYTHONPATH": ""}
-
-    def sh(*cmd: str) -> str:
-        proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
-        assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-        return proc.stdout + proc.stderr
-
+    sh = shell(work)
     sh("git", "init", "-q")
     sh("git", "add", "-A")
     sh("git", "commit", "-qm", "params")
@@ -159,7 +166,11 @@ def pipeline(tmp_path_factory) -> SimpleNamespace:
     ns.link = sh("dvc", "repro", "link/dvc.yaml")  # the PUSCH link (link/dvc.yaml)
     sh("git", "add", "-A")
     sh("git", "commit", "-qm", "frontier and link results")
-    # a new site among the targets, then a change of its file: its own chain each time
+    # a new site among the targets, then a change of its file, then gone again: in a copy of the
+    # repo (outputs and cache included), so the repo the other tests read stays as committed
+    sites = work.parent / "sites"
+    shutil.copytree(work, sites, symlinks=True)
+    sh, work = shell(sites), sites
     text = (work / "params.yaml").read_text()
     old = "targets:\n  - InF_Los\n  - Factory_A\n"
     assert text.count(old) == 1 and text.count("    file: PDP_Factory_A.mat\n") == 1, text
@@ -170,6 +181,6 @@ def pipeline(tmp_path_factory) -> SimpleNamespace:
     site = work / NEW_SITE[0]
     site.write_bytes((NYUSIM_PDP / "PDP_InF_Nlos.mat").read_bytes())  # the site re-measured
     ns.site_changed = sh("dvc", "repro")
-    sh("git", "checkout", "--", "params.yaml", NEW_SITE[0])  # and gone again: back to the committed results
+    sh("git", "checkout", "--", "params.yaml", NEW_SITE[0])
     ns.site_removed = sh("dvc", "repro")
     return ns

@@ -134,5 +134,6 @@ def test_pdp_stage_fails_cleanly_on_a_bad_file(tmp_path):
     assert "PDP_RMa_Nlos.mat pdp{2} (index 1): expected finite" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert (tmp_path / "data/processed/sources/RMa_Los.npz").is_file()
-    assert not (tmp_path / "data/processed/targets").exists() and not (tmp_path / "reports/pdp_stats/RMa_Nlos.json").exists()
+    assert not (tmp_path / "data/processed/targets").exists()
+    assert not (tmp_path / "reports/pdp_stats/RMa_Nlos.json").exists()
     assert not list((tmp_path / "data").rglob("*.tmp*"))

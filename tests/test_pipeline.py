@@ -92,12 +92,13 @@ def test_a_new_site_and_a_change_of_its_file_run_its_own_chain_only(pipeline):
     shared = {"sites", "cross", "report", "plot"}
     assert ran(pipeline.site_added) == chain | shared
     assert ran(pipeline.site_changed) == chain | shared
-    assert ran(pipeline.site_removed) == shared
+    # and removed again: the shared stages only (`sites` comes back from DVC's run-cache)
+    assert {"cross", "report", "plot"} <= ran(pipeline.site_removed) <= shared
     assert "Plant_B: file data/site_files/PDP_Plant_B.mat" in pipeline.site_added
 
 
 def test_metrics_diff_and_exp_show_list_the_changed_metrics(pipeline):
-    diff = json.loads(pipeline.metrics_diff[pipeline.metrics_diff.index("{"):])
+    diff = json.JSONDecoder().raw_decode(pipeline.metrics_diff[pipeline.metrics_diff.index("{"):])[0]
     for t in TARGETS:
         tp = diff["reports/metrics.json"][f"{t}.trainable_parameters"]
         assert tp["new"] == tp["old"] // 2  # r 4 -> 2 halves the adapter

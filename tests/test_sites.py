@@ -122,8 +122,8 @@ def test_pdp_stages_mix_sionna_sources_and_file_sites(tmp_path):
         proc = run_stage(tmp_path, params, "stages.pdp", name, group)
         assert proc.returncode == 0, proc.stderr[-2000:]
     factory, want = load_processed(tmp_path / "data/processed/targets", "Factory_A"), read_mat(nyusim)
-    assert len(factory) + json.loads((tmp_path / "reports/pdp_stats/Factory_A.json").read_text())["n_duplicates"] \
-        == len(want)
+    stats = json.loads((tmp_path / "reports/pdp_stats/Factory_A.json").read_text())
+    assert len(factory) + stats["n_duplicates"] == len(want)
     first = (tmp_path / "data/processed/sources/UMi_Nlos.npz").read_bytes()
     params["scenarios"]["sources"] = ["UMi_Nlos"]  # UMa_Los gone: UMi_Nlos's folder and PDPs the same
     for args in (("stages.sites",), ("stages.pdp", "UMi_Nlos", "sources")):

@@ -181,3 +181,37 @@ def test_an_off_grid_estimator_trains_its_atom_powers(small_ofdm):
     assert net.atom_power.offgrid_power_out.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="offgrid_taps needs residual='delay_prior'"):
         dataclasses.replace(tiny_config(small_ofdm), offgrid_taps=4)
+
+
+def test_an_off_grid_estimator_starts_as_its_front_end(small_ofdm):
+    """Off the grid the transformer's head starts at zero and the grid's total prior at the power
+    the atoms leave above the noise: an untrained estimator is its residual estimate, bit for bit,
+    and that estimate is about as good as its NOMP front-end alone on sparse channels (the atoms
+    carry the taps, the grid adds little), so training starts from a NOMP-grade estimate."""
+    import dataclasses
+
+    cfg = dataclasses.replace(tiny_config(small_ofdm, "delay_prior"), offgrid_taps=8, offgrid_cyclic_rounds=3)
+    torch.manual_seed(0)
+    net = ChannelEstimator(cfg).eval()
+    g = torch.Generator().manual_seed(3)
+    b = 200
+    delays = torch.rand(b, 3, generator=g, dtype=torch.float64) * 8e-7
+    power = torch.rand(b, 3, generator=g, dtype=torch.float64) + 0.1
+    power = power / power.sum(1, keepdim=True)
+    gains = torch.complex(torch.randn(b, 3, generator=g, dtype=torch.float64),
+                          torch.randn(b, 3, generator=g, dtype=torch.float64)) * (power / 2).sqrt()
+    h = tap_response(delays, gains, small_ofdm.subcarrier_spacing_hz, small_ofdm.n_subcarriers)
+    h = h / h.abs().pow(2).mean(-1, keepdim=True).sqrt()  # unit band energy, as the sampler's
+    snr = torch.full((b,), 20.0)
+    noise = torch.complex(torch.randn(b, small_ofdm.n_pilots, generator=g, dtype=torch.float64),
+                          torch.randn(b, small_ofdm.n_pilots, generator=g, dtype=torch.float64))
+    y = (h[:, small_ofdm.pilot_indices] + noise * 0.1 / math.sqrt(2)).to(torch.complex64)
+    with torch.no_grad():
+        out = net(y, snr)
+        _, scale = net.tokens(y)
+        residual = net.residual_estimate(y / scale, snr, scale) * scale
+        front = net.offgrid(y, torch.full((b,), 1e-2))
+    assert torch.equal(out, residual)
+    db = lambda est: 10 * math.log10(float(nmse(est.to(torch.complex128), h).mean()))  # noqa: E731
+    assert db(out) < db(ls_linear(y, small_ofdm)) - 5
+    assert abs(db(out) - db(front)) < 0.5

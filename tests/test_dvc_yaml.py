@@ -10,7 +10,7 @@ import yaml
 
 from conftest import REPO
 
-PIPELINES = ("dvc.yaml", "frontier/dvc.yaml", "link/dvc.yaml", "research/dvc.yaml")
+PIPELINES = ("dvc.yaml", "frontier/dvc.yaml", "link/dvc.yaml", "research/dvc.yaml", "research-link/dvc.yaml")
 STAGES = {f"{where}:{name}": stage
           for where in PIPELINES
           for name, stage in yaml.safe_load((REPO / where).read_text())["stages"].items()}

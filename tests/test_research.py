@@ -30,6 +30,9 @@ SMALL = {
              "checkpoint_every": 2, "rank_pattern": {}},
     "eval": {"snr_db": [0.0, 20.0], "n_samples": 6, "cross_n_samples": 3, "n_boot": 100},
     "points": {"snr_db": {"RMa_Los": 6.2, "UMa_Nlos": 10.0}, "n_samples": 8},
+    "link": {"targets": TARGETS, "methods": ["perfect", "ls", "nomp", "lora"], "mcs_index": [5], "n_prb": 2,
+             "batch_size": 4, "min_errors": 1, "max_blocks": 8, "calibration_samples": 4, "n_boot": 100,
+             "workers": 1},
 }
 SOURCES = SMALL["scenarios"]["sources"]
 DATA = ({f"{s}_sources@{x}" for s in ("pdp", "eval_base") for x in SOURCES}
@@ -87,3 +90,20 @@ def test_a_lora_rank_change_reruns_only_what_depends_on_it(research):
     _, _, sh = research
     exp = sh("dvc", "exp", "run", "research/dvc.yaml", "-S", "research/params.yaml:lora.r=2")
     assert names(exp) == STAGES - DATA - {"sites", "train_base"}, sorted(names(exp))
+
+
+def test_the_research_link_runs_on_the_research_models(research):
+    """research-link/dvc.yaml on the research pipeline's models: BLER curves of every method on
+    the FR2 resource grid, their 10% SNRs with paired differences, the calibration check."""
+    work, _, sh = research
+    out = sh("dvc", "repro", "research-link/dvc.yaml")
+    assert {s.split(":", 1)[-1] for s in ran(out)} == {"grid_link@RMa_Los", "grid_link_report"}, out
+    link = json.loads((work / "research/reports/link/link.json").read_text())["RMa_Los"]
+    assert set(link) == {"perfect", "ls", "nomp", "lora", "calibration"}
+    for method in ("ls", "nomp", "lora"):
+        entry = link[method]["qpsk_r0.37"]
+        assert entry["n_blocks"] >= 8 and "loss_vs_perfect_db" in entry
+        assert [r["snr_db"] for r in link["calibration"][method]] == [0.0, 10.0, 20.0, 30.0]
+    assert "gain_vs_ls_db" in link["lora"]["qpsk_r0.37"]
+    assert (work / "research/reports/link/figures/bler_RMa_Los.png").is_file()
+    assert "research-link/dvc.yaml:grid_link" not in sh("dvc", "status", "research-link/dvc.yaml")

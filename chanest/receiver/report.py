@@ -1,0 +1,57 @@
+"""The FR2 link report: SNR at 10% BLER per method with paired differences against references.
+
+As :func:`chanest.studies.link_report.crossings` (a logistic fit over each curve's waterfall, a
+PDP bootstrap shared by all curves of an MCS, so differences are paired), with the difference of
+every method against each of ``references`` (perfect CSI and LS + linear by default), and, where a
+curve never reaches 10% BLER, its **floor**: the BLER at its highest simulated SNR, with the
+number of blocks behind it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from chanest.channel.pdp import name_key
+from chanest.evaluation import stats
+from chanest.studies.bler import fit_logistic
+from chanest.studies.link_report import KEY, waterfall
+
+#: Differences reported for every method: ``loss_vs_perfect_db`` (method minus perfect CSI: the
+#: SNR the estimator costs) and ``gain_vs_ls_db`` (LS minus method: what it saves over LS + linear).
+REFERENCES = {"perfect": ("loss_vs_perfect", 1.0), "ls": ("gain_vs_ls", -1.0)}
+
+
+def _db(x: float) -> float | None:
+    return round(float(x), 3) if np.isfinite(x) else None
+
+
+def summarise(scenario: str, records: list[dict], n_boot: int, seed: int) -> dict:
+    """``{method: {mcs: {snr_at_bler_10pct_db, ci_db, n_blocks, <ref>_db, <ref>_ci_db, ...,
+    floor_bler, floor_snr_db, floor_blocks}}}`` for one target's curve records."""
+    out: dict = {}
+    for i, mcs in enumerate(dict.fromkeys(r["mcs"] for r in records)):
+        curves = [r for r in records if r["mcs"] == mcs]
+        ids = np.unique(np.concatenate([r["pdp_index"] for r in curves]))
+        rng = np.random.default_rng([seed, name_key(scenario), i])
+        counts = rng.multinomial(len(ids), np.full(len(ids), 1.0 / len(ids)), size=n_boot).astype(np.float64)
+        fits = {}
+        for r in curves:
+            snr, err, pdp = (np.asarray(r[k]) for k in ("snr_db", "error", "pdp_index"))
+            keep = waterfall(snr, err)
+            w = np.vstack([np.ones((1, int(keep.sum()))), counts[:, np.searchsorted(ids, pdp[keep])]])
+            fits[r["method"]] = fit_logistic(snr[keep], err[keep], w)
+        for r in curves:
+            method, s = r["method"], fits[r["method"]]
+            snr, err = np.asarray(r["snr_db"]), np.asarray(r["error"])
+            entry = {KEY: _db(s[0]), "ci_db": [_db(v) for v in stats.interval(s[1:])], "n_blocks": len(err)}
+            for ref, (name, sign) in REFERENCES.items():
+                if ref in fits and method != ref:
+                    d = sign * (s - fits[ref])
+                    entry[f"{name}_db"] = _db(d[0])
+                    entry[f"{name}_ci_db"] = [_db(v) for v in stats.interval(d[1:])]
+            top = snr.max()
+            if not np.isfinite(s[0]) or err[snr == top].mean() > 0.1:
+                entry |= {"floor_bler": round(float(err[snr == top].mean()), 4), "floor_snr_db": float(top),
+                          "floor_blocks": int((snr == top).sum())}
+            out.setdefault(method, {})[mcs] = entry
+    return out

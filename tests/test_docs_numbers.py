@@ -166,3 +166,29 @@ def test_the_sim_to_real_target_table_quotes_reports_metrics_json():
         expected = [_ci(m[k]["gap_to_genie_db"], m[k]["gap_to_genie_ci_db"]) for k in ("base", "lora")]
         _quotes("docs/sim2real.md", f"{target} | ", expected + [_ci(m["lora_gain_db"], m["lora_gain_ci_db"])],
                 section="| target | PDP source")
+
+
+def _z(x: float) -> float:
+    """-0.004 prints as 0.00, not -0.00 (the tables' convention)."""
+    return 0.0 if abs(x) < 0.005 else x
+
+
+def test_the_research_link_tables_quote_research_reports_link_link_json():
+    link = _json("research/reports/link/link.json")
+    for scenario, by_method in link.items():
+        methods = {m: v for m, v in by_method.items() if m != "calibration"}
+        for mcs in methods["perfect"]:
+            expected = []
+            for method, by_mcs in methods.items():
+                e = by_mcs[mcs]
+                expected.append(_ci(_z(e["snr_at_bler_10pct_db"]), [_z(v) for v in e["ci_db"]]))
+                if method != "perfect":
+                    lo, hi = (_z(v) for v in e["loss_vs_perfect_ci_db"])
+                    expected.append(f"{_z(e['loss_vs_perfect_db']):+.2f} [{lo:.2f}, {hi:.2f}]")
+            _quotes("docs/research-link.md", f"{scenario} |", expected, section=f"{mcs}:")
+            gains = []
+            for method in ("lmmse_stat", "lmmse_genie", "nomp", "base", "lora"):
+                e = methods[method][mcs]
+                lo, hi = (_z(v) for v in e["gain_vs_ls_ci_db"])
+                gains.append(f"{_z(e['gain_vs_ls_db']):+.2f} [{lo:.2f}, {hi:.2f}]")
+            _quotes("docs/research-link.md", f"{scenario}, {mcs} |", gains)

@@ -138,7 +138,7 @@ def test_template_inlines_the_pinned_builds_with_their_licences():
 # Pages generated in the tiny pipeline's repository
 # --------------------------------------------------------------------------------------------
 
-PIPELINES = ("dvc.yaml", "frontier/dvc.yaml", "link/dvc.yaml", "research/dvc.yaml")
+PIPELINES = ("dvc.yaml", "frontier/dvc.yaml", "link/dvc.yaml", "research/dvc.yaml", "research-link/dvc.yaml")
 SPEC = re.compile(r"var spec = (\{.*\});\s*$", re.M)
 
 

@@ -2,7 +2,7 @@
 
 As :func:`chanest.studies.link_report.crossings` (a logistic fit over each curve's waterfall, a
 PDP bootstrap shared by all curves of an MCS, so differences are paired), with the difference of
-every method against each of ``references`` (perfect CSI and LS + linear by default), and, where a
+every method against each of :data:`REFERENCES` (perfect CSI, LS + linear and NOMP), and, where a
 curve never reaches 10% BLER, its **floor**: the BLER at its highest simulated SNR, with the
 number of blocks behind it.
 """
@@ -17,12 +17,14 @@ from chanest.studies.bler import fit_logistic
 from chanest.studies.link_report import KEY, waterfall
 
 #: Differences reported for every method: ``loss_vs_perfect_db`` (method minus perfect CSI: the
-#: SNR the estimator costs) and ``gain_vs_ls_db`` (LS minus method: what it saves over LS + linear).
-REFERENCES = {"perfect": ("loss_vs_perfect", 1.0), "ls": ("gain_vs_ls", -1.0)}
+#: SNR the estimator costs), ``gain_vs_ls_db`` and ``gain_vs_nomp_db`` (LS + linear's or NOMP's
+#: SNR minus the method's: what it saves over them).
+REFERENCES = {"perfect": ("loss_vs_perfect", 1.0), "ls": ("gain_vs_ls", -1.0), "nomp": ("gain_vs_nomp", -1.0)}
 
 
 def _db(x: float) -> float | None:
-    return round(float(x), 3) if np.isfinite(x) else None
+    """Rounded to 0.001 dB (never -0.0); None (JSON null) where there is no crossing."""
+    return round(float(x), 3) + 0.0 if np.isfinite(x) else None
 
 
 def summarise(scenario: str, records: list[dict], n_boot: int, seed: int) -> dict:
@@ -50,7 +52,7 @@ def summarise(scenario: str, records: list[dict], n_boot: int, seed: int) -> dic
                     entry[f"{name}_db"] = _db(d[0])
                     entry[f"{name}_ci_db"] = [_db(v) for v in stats.interval(d[1:])]
             top = snr.max()
-            if not np.isfinite(s[0]) or err[snr == top].mean() > 0.1:
+            if not np.isfinite(s[0]):  # no crossing: the curve floors above 10% BLER
                 entry |= {"floor_bler": round(float(err[snr == top].mean()), 4), "floor_snr_db": float(top),
                           "floor_blocks": int((snr == top).sum())}
             out.setdefault(method, {})[mcs] = entry

@@ -45,8 +45,8 @@ from chanest.channel.pdp import name_key
 from chanest.channel.sampler import ChannelSampler
 from chanest.receiver.estimator import ChanestEstimator, ErrorVariance, Estimate, calibrate
 from chanest.studies.bler import SNR_STEP_DB
-from chanest.studies.link import Blocks, simulate_curve
-from chanest.utils.params import COUNT, NON_NEGATIVE, Range
+from chanest.studies.link import Blocks, LinkParams, simulate_curve
+from chanest.utils.params import COUNT, Range
 
 log = logging.getLogger(__name__)
 
@@ -57,44 +57,24 @@ CALIBRATION_SNR_DB = tuple(np.arange(-10.0, 50.0, 2.5).tolist())
 
 
 @dataclass(frozen=True)
-class GridLinkParams:
+class GridLinkParams(LinkParams):
     """``link`` params of ``research/params.yaml`` (``research-link/dvc.yaml``).
 
-    mcs_table / mcs_index: 38.214 MCS of each curve family (PUSCH table 1). n_prb: resource blocks
-    of data, centred in the band. targets: the scenarios simulated (adapters of ``models/lora``).
+    mcs_table / mcs_index: 38.214 MCS of each curve family (PUSCH table 1). targets: the scenarios
+    simulated (adapters of ``models/lora``). n_prb: resource blocks of data, centred in the band.
     calibration_samples: validation channels per calibration SNR. The rest as in the PUSCH link
-    (:class:`chanest.studies.link.LinkParams`).
+    (:class:`chanest.studies.link.LinkParams`), with NOMP among the methods.
     """
 
-    targets: tuple[str, ...] = ("InF_Los", "RMa_Los")
     methods: tuple[str, ...] = METHODS
-    mcs_table: int = 1
     mcs_index: tuple[int, ...] = (9, 16, 24)
-    n_prb: int = 24
-    cn_update: str = "minsum"
-    bp_iterations: int = 8
-    batch_size: int = 16
-    probe_batches: int = 1
-    min_errors: int = 25
-    max_blocks: int = 160
-    calibration_samples: int = 32
-    n_boot: int = 500
     seed: int = 13
-    workers: int = 2
-    device: str = "auto"
+    targets: tuple[str, ...] = ("InF_Los", "RMa_Los")
+    n_prb: int = 24
+    calibration_samples: int = 32
 
-    RANGES: ClassVar[dict[str, Range]] = {
-        "mcs_table": Range(1.0, 4.0), "mcs_index": NON_NEGATIVE, "n_prb": COUNT, "bp_iterations": COUNT,
-        "batch_size": COUNT, "probe_batches": COUNT, "min_errors": COUNT, "max_blocks": COUNT,
-        "calibration_samples": COUNT, "n_boot": Range(100.0), "workers": COUNT,
-    }
-
-    def __post_init__(self) -> None:
-        unknown = [m for m in self.methods if m not in METHODS]
-        if unknown:
-            raise ValueError(f"link.methods: unknown {unknown}; expected some of {METHODS}")
-        if self.min_errors > self.max_blocks:
-            raise ValueError(f"link.min_errors ({self.min_errors}) must be <= max_blocks ({self.max_blocks})")
+    KNOWN_METHODS: ClassVar[tuple[str, ...]] = METHODS
+    RANGES: ClassVar[dict[str, Range]] = LinkParams.RANGES | {"n_prb": COUNT, "calibration_samples": COUNT}
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,18 @@
 """The FR2 link report: SNR at 10% BLER per method with paired differences against references.
 
-As :func:`chanest.studies.link_report.crossings` (a logistic fit over each curve's waterfall, a
-PDP bootstrap shared by all curves of an MCS, so differences are paired), with the difference of
-every method against each of :data:`REFERENCES` (perfect CSI, LS + linear and NOMP), and, where a
-curve never reaches 10% BLER, its **floor**: the BLER at its highest simulated SNR, with the
-number of blocks behind it.
+As :func:`chanest.studies.link_report.crossings` (:func:`~chanest.studies.link_report.paired_fits`:
+a logistic fit over each curve's waterfall, a PDP bootstrap shared by all curves of an MCS, so
+differences are paired), with the difference of every method against each of :data:`REFERENCES`
+(perfect CSI, LS + linear and NOMP), and, where a curve never reaches 10% BLER, its **floor**: the
+BLER at its highest simulated SNR, with the number of blocks behind it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from chanest.channel.pdp import name_key
 from chanest.evaluation import stats
-from chanest.studies.bler import fit_logistic
-from chanest.studies.link_report import KEY, waterfall
+from chanest.studies.link_report import KEY, paired_fits
 
 #: Differences reported for every method: ``loss_vs_perfect_db`` (method minus perfect CSI: the
 #: SNR the estimator costs), ``gain_vs_ls_db`` and ``gain_vs_nomp_db`` (LS + linear's or NOMP's
@@ -33,15 +31,7 @@ def summarise(scenario: str, records: list[dict], n_boot: int, seed: int) -> dic
     out: dict = {}
     for i, mcs in enumerate(dict.fromkeys(r["mcs"] for r in records)):
         curves = [r for r in records if r["mcs"] == mcs]
-        ids = np.unique(np.concatenate([r["pdp_index"] for r in curves]))
-        rng = np.random.default_rng([seed, name_key(scenario), i])
-        counts = rng.multinomial(len(ids), np.full(len(ids), 1.0 / len(ids)), size=n_boot).astype(np.float64)
-        fits = {}
-        for r in curves:
-            snr, err, pdp = (np.asarray(r[k]) for k in ("snr_db", "error", "pdp_index"))
-            keep = waterfall(snr, err)
-            w = np.vstack([np.ones((1, int(keep.sum()))), counts[:, np.searchsorted(ids, pdp[keep])]])
-            fits[r["method"]] = fit_logistic(snr[keep], err[keep], w)
+        fits = paired_fits(scenario, curves, n_boot, seed, stream=i)
         for r in curves:
             method, s = r["method"], fits[r["method"]]
             snr, err = np.asarray(r["snr_db"]), np.asarray(r["error"])

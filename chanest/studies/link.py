@@ -79,10 +79,13 @@ class LinkParams:
         "workers": COUNT,
     }
 
+    #: What ``methods`` may name.
+    KNOWN_METHODS: ClassVar[tuple[str, ...]] = METHODS
+
     def __post_init__(self) -> None:
-        unknown = [m for m in self.methods if m not in METHODS]
+        unknown = [m for m in self.methods if m not in self.KNOWN_METHODS]
         if unknown:
-            raise ValueError(f"link.methods: unknown {unknown}; expected some of {METHODS}")
+            raise ValueError(f"link.methods: unknown {unknown}; expected some of {self.KNOWN_METHODS}")
         if self.cn_update not in ("minsum", "offset-minsum", "boxplus", "boxplus-phi"):
             raise ValueError(f"link.cn_update {self.cn_update!r}: expected minsum, offset-minsum, boxplus "
                              "or boxplus-phi")

@@ -54,6 +54,23 @@ def waterfall(snr: np.ndarray, err: np.ndarray) -> np.ndarray:
     return np.isin(snr, pts[max(inside.min() - 1, 0): inside.max() + 2])
 
 
+def paired_fits(scenario: str, curves: list[dict], n_boot: int, seed: int, stream: int) -> dict[str, np.ndarray]:
+    """``{method: (1 + n_boot,) SNR at 10% BLER (dB)}`` for the curves of one MCS: the logistic fit
+    over each curve's waterfall, then its ``n_boot`` replicates, which reweight the blocks by how
+    often a PDP bootstrap draws their test PDP. The draws (seeded by ``seed``, the scenario and
+    ``stream``) are shared by every curve, so differences between methods are paired."""
+    ids = np.unique(np.concatenate([r["pdp_index"] for r in curves]))
+    rng = np.random.default_rng([seed, name_key(scenario), stream])
+    counts = rng.multinomial(len(ids), np.full(len(ids), 1.0 / len(ids)), size=n_boot).astype(np.float64)
+    fits = {}
+    for r in curves:
+        snr, err, pdp = (np.asarray(r[k]) for k in ("snr_db", "error", "pdp_index"))
+        keep = waterfall(snr, err)
+        w = np.vstack([np.ones((1, int(keep.sum()))), counts[:, np.searchsorted(ids, pdp[keep])]])
+        fits[r["method"]] = fit_logistic(snr[keep], err[keep], w)
+    return fits
+
+
 def crossings(scenario: str, records: list[dict], n_boot: int, seed: int) -> dict:
     """``{method: {mcs: {snr_at_bler_10pct_db, ci_db, n_blocks, loss_vs_perfect_db, loss_ci_db}}}``,
     and for ``base`` / ``lora`` their paired SNR gain over the LMMSE with scenario statistics
@@ -61,23 +78,16 @@ def crossings(scenario: str, records: list[dict], n_boot: int, seed: int) -> dic
     out: dict = {}
     for mcs in dict.fromkeys(r["mcs"] for r in records):
         curves = [r for r in records if r["mcs"] == mcs]
-        ids = np.unique(np.concatenate([r["pdp_index"] for r in curves]))
-        rng = np.random.default_rng([seed, name_key(scenario), len(out)])
-        counts = rng.multinomial(len(ids), np.full(len(ids), 1.0 / len(ids)), size=n_boot).astype(np.float64)
-        fits = {}
+        fits = paired_fits(scenario, curves, n_boot, seed, stream=len(out))
         for r in curves:
-            snr, err, pdp = (np.asarray(r[k]) for k in ("snr_db", "error", "pdp_index"))
-            keep = waterfall(snr, err)
-            w = np.vstack([np.ones((1, int(keep.sum()))), counts[:, np.searchsorted(ids, pdp[keep])]])
-            fits[r["method"]] = (fit_logistic(snr[keep], err[keep], w), len(err))
-        for method, (s, n) in fits.items():
-            entry = {KEY: _db(s[0]), "ci_db": [_db(v) for v in stats.interval(s[1:])], "n_blocks": n}
+            method, s = r["method"], fits[r["method"]]
+            entry = {KEY: _db(s[0]), "ci_db": [_db(v) for v in stats.interval(s[1:])], "n_blocks": len(r["error"])}
             if "perfect" in fits and method != "perfect":
-                d = s - fits["perfect"][0]
+                d = s - fits["perfect"]
                 entry["loss_vs_perfect_db"] = _db(d[0])
                 entry["loss_ci_db"] = [_db(v) for v in stats.interval(d[1:])]
             if "lmmse_stat" in fits and method in ("base", "lora"):  # the learned vs the classical
-                d = fits["lmmse_stat"][0] - s
+                d = fits["lmmse_stat"] - s
                 entry["gain_vs_lmmse_stat_db"] = _db(d[0])
                 entry["gain_vs_lmmse_stat_ci_db"] = [_db(v) for v in stats.interval(d[1:])]
             out.setdefault(method, {})[mcs] = entry

@@ -246,7 +246,8 @@ def test_exp_show_lists_the_live_training_metrics_and_dvclive_leaves_dvc_yaml_al
     root = sh("git", "rev-list", "--max-parents=0", "HEAD").split()[0]
     sh("git", "diff", "--quiet", root, "--", "dvc.yaml")
     assert (sorted(str(p.relative_to(w)) for p in w.rglob("dvc.yaml") if ".dvc" not in p.parts)
-            == ["dvc.yaml", "frontier/dvc.yaml", "link/dvc.yaml", "research/dvc.yaml"])
+            == ["dvc.yaml", "frontier/dvc.yaml", "link/dvc.yaml", "research-link/dvc.yaml",
+                "research/dvc.yaml"])
     assert not list(w.rglob("report.html")) and not list(w.rglob("report.md"))
 
     # the `plot` stage gathers every training's validation curve into one table for `dvc plots`

@@ -87,6 +87,10 @@ def repo_files() -> list[str]:
     return [f for f in out.splitlines() if (REPO / f).is_file()]
 
 
+#: Every pipeline of the repository (its ``dvc.yaml`` files, sorted), for the tests that read them all.
+PIPELINES = tuple(sorted(f for f in repo_files() if f.split("/")[-1] == "dvc.yaml"))
+
+
 def ran(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import PIPELINES, REPO
 
-PIPELINES = ("dvc.yaml", "frontier/dvc.yaml", "link/dvc.yaml", "research/dvc.yaml", "research-link/dvc.yaml")
 STAGES = {f"{where}:{name}": stage
           for where in PIPELINES
           for name, stage in yaml.safe_load((REPO / where).read_text())["stages"].items()}

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import PIPELINES, REPO
 
 TEMPLATE_DIR = REPO / ".dvc" / "plots"
 PINS = {"vega": "5.33.1", "vega-lite": "5.23.0", "vega-embed": "6.29.0"}
@@ -138,7 +138,6 @@ def test_template_inlines_the_pinned_builds_with_their_licences():
 # Pages generated in the tiny pipeline's repository
 # --------------------------------------------------------------------------------------------
 
-PIPELINES = ("dvc.yaml", "frontier/dvc.yaml", "link/dvc.yaml", "research/dvc.yaml", "research-link/dvc.yaml")
 SPEC = re.compile(r"var spec = (\{.*\});\s*$", re.M)
 
 

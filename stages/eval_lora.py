@@ -1,44 +1,58 @@
-"""Stage `eval_lora@<Target>`: one target's adapter (and its full fine-tuning / from-scratch
-references, if trained) on the target's full fixed test set.
+"""Stage `eval_lora`: every target's adapter on its own test set and on the other scenarios.
 
-Writes per-sample errors to ``data/eval/lora/<Target>.npz``; `report` joins them with
-`eval_base`'s. The adapter on the other scenarios (the cross table) is the `cross` stage's.
+Writes, per target ``T``:
+
+- ``data/eval/lora/T.npz``: the adapter (and its full fine-tuning / from-scratch references, if
+  trained) on T's full fixed test set;
+- ``data/eval/cross/T/<Scenario>.npz``: the adapter on the cross subset (the first
+  ``eval.cross_n_samples`` per SNR) of every other scenario's fixed test set (the cross table).
+
+`report` joins them with `eval_base`'s. One process evaluates every adapter: on the CPU profile an
+adapter's own test set takes about 3 s, no more than starting a stage process and handing its
+output to DVC, and the cross table needs every adapter anyway.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+
+import numpy as np
 
 from chanest import config
 from chanest.channel import data
-from chanest.channel.pdp import check_scenario
 from chanest.estimators.checkpoint import load_estimator
 from chanest.estimators.lora import merged_path, read_meta
-from chanest.evaluation.evaluate import evaluate, test_set
+from chanest.evaluation.evaluate import cross_mask, evaluate, test_set
 from chanest.training.train import resolve_device
 from chanest.utils import cli
 from chanest.utils.params import load_params
 
-PROCESSED, LORA, OUT = Path("data/processed/targets"), Path("models/lora"), Path("data/eval/lora")
+PROCESSED, LORA, OUT = Path("data/processed"), Path("models/lora"), Path("data/eval")
+REFERENCES = ("full_ft", "scratch")  # trained beside the adapter with lora.full_ft / lora.scratch
 
 
 def main() -> None:
-    if len(sys.argv) != 2:
-        raise ValueError("usage: python -m stages.eval_lora <Scenario>")
-    target = check_scenario(sys.argv[1])
     params = load_params()
     ofdm, norm, ev = config.ofdm(params), config.normalisation(params), config.eval_params(params)
+    sources, targets = config.scenarios(params)
     device = resolve_device(ev.device)
-    models = {"lora": load_estimator(merged_path(LORA / target).parent, device).eval()}
-    for reference in ("full_ft", "scratch"):  # trained with lora.full_ft / lora.scratch
-        if (LORA / target / reference).is_dir():
-            models[reference] = load_estimator(LORA / target / reference, device).eval()
-    meta = {"trainable_parameters": read_meta(LORA / target)["trainable_parameters"]}
-    batch = test_set(data.sampler(PROCESSED, [target], "test", ofdm, norm, device), ev.snr_db, ev.n_samples,
-                     ev.seed)
-    methods = {name: (lambda b, m=m: m(b.h_ls, b.snr_db)) for name, m in models.items()}
-    evaluate(target, methods, batch, ev.batch_size, meta=meta).save(OUT / f"{target}.npz")
+    groups = {s: "sources" for s in sources} | {t: "targets" for t in targets}
+    adapters = {t: load_estimator(merged_path(LORA / t).parent, device).eval() for t in targets}
+    for scenario, group in groups.items():
+        batch = test_set(data.sampler(PROCESSED / group, [scenario], "test", ofdm, norm, device), ev.snr_db,
+                         ev.n_samples, ev.seed)
+        if scenario in adapters:  # the adapter (and its references) on its own full test set
+            models = {"lora": adapters[scenario]}
+            models |= {r: load_estimator(LORA / scenario / r, device).eval()
+                       for r in REFERENCES if (LORA / scenario / r).is_dir()}
+            meta = {"trainable_parameters": read_meta(LORA / scenario)["trainable_parameters"]}
+            methods = {name: (lambda b, m=m: m(b.h_ls, b.snr_db)) for name, m in models.items()}
+            evaluate(scenario, methods, batch, ev.batch_size, meta=meta).save(OUT / "lora" / f"{scenario}.npz")
+        index = np.flatnonzero(cross_mask(batch.snr_db, ev.cross_n_samples))
+        for target, model in adapters.items():
+            if target != scenario:
+                evaluate(scenario, {"lora": lambda b, m=model: m(b.h_ls, b.snr_db)}, batch, ev.batch_size,
+                         index).save(OUT / "cross" / target / f"{scenario}.npz")
 
 
 if __name__ == "__main__":

@@ -16,10 +16,10 @@ from conftest import PIPELINES, SOURCES, TARGETS, ran
 pytestmark = pytest.mark.slow
 
 def test_repro_runs_every_stage_and_writes_every_output(pipeline):
-    stages = ({"sites", "train_base", "cross", "report", "plot"}
+    stages = ({"sites", "train_base", "eval_lora", "report", "plot"}
               | {f"{stage}_sources@{s}" for stage in ("pdp", "eval_base") for s in SOURCES}
               | {f"{stage}_targets@{t}" for stage in ("pdp", "eval_base") for t in TARGETS}
-              | {f"transfer@{t}" for t in TARGETS} | {f"eval_lora@{t}" for t in TARGETS})
+              | {f"transfer@{t}" for t in TARGETS})
     assert ran(pipeline.first) == stages
     w = pipeline.work
     for path in ["data/sites/InF_Los/source.json", "data/sites/Factory_A/PDP_Factory_A.mat",
@@ -80,20 +80,19 @@ def test_rerunning_the_source_stage_writes_identical_bytes(pipeline):
 
 def test_changing_lora_r_reruns_only_what_depends_on_the_adapters(pipeline):
     # not the data, train_base, nor eval_base (baselines and the base model)
-    assert ran(pipeline.exp) == ({f"transfer@{t}" for t in TARGETS} | {f"eval_lora@{t}" for t in TARGETS}
-                                 | {"cross", "report", "plot"})
+    assert ran(pipeline.exp) == {f"transfer@{t}" for t in TARGETS} | {"eval_lora", "report", "plot"}
 
 
 def test_a_new_site_and_a_change_of_its_file_run_its_own_chain_only(pipeline):
     """One base, many sites: adding a target, or re-measuring it, runs that site's data, its
-    baselines, its adapter and its evaluation, plus the shared sites / cross / report / plot, and
-    no stage of the sources or of the other targets."""
-    chain = {"pdp_targets@Plant_B", "eval_base_targets@Plant_B", "transfer@Plant_B", "eval_lora@Plant_B"}
-    shared = {"sites", "cross", "report", "plot"}
+    baselines and its adapter, plus the shared sites / eval_lora / report / plot, and no stage of the
+    sources or of the other targets."""
+    chain = {"pdp_targets@Plant_B", "eval_base_targets@Plant_B", "transfer@Plant_B"}
+    shared = {"sites", "eval_lora", "report", "plot"}
     assert ran(pipeline.site_added) == chain | shared
     assert ran(pipeline.site_changed) == chain | shared
     # and removed again: the shared stages only (`sites` comes back from DVC's run-cache)
-    assert {"cross", "report", "plot"} <= ran(pipeline.site_removed) <= shared
+    assert {"eval_lora", "report", "plot"} <= ran(pipeline.site_removed) <= shared
     assert "Plant_B: file data/site_files/PDP_Plant_B.mat" in pipeline.site_added
 
 
@@ -154,7 +153,7 @@ def test_reports_have_the_documented_shape(pipeline):
 
 def test_split_evaluation_equals_evaluating_everything_in_one_process(pipeline):
     """Every model on every full test set in this one process, then the same report: equal to the
-    metrics that eval_base_*, eval_lora@*, cross and report wrote in their own processes."""
+    metrics that eval_base_*, eval_lora and report wrote in their own processes."""
     import numpy as np
 
     from chanest import config

@@ -37,8 +37,8 @@ SMALL = {
 SOURCES = SMALL["scenarios"]["sources"]
 DATA = ({f"{s}_sources@{x}" for s in ("pdp", "eval_base") for x in SOURCES}
         | {f"{s}_targets@{t}" for s in ("pdp", "eval_base") for t in TARGETS})
-STAGES = ({"sites", "train_base", "cross", "report", "points", "plot"} | DATA
-          | {f"{s}@{t}" for s in ("transfer", "eval_lora") for t in TARGETS})
+STAGES = ({"sites", "train_base", "eval_lora", "report", "points", "plot"} | DATA
+          | {f"transfer@{t}" for t in TARGETS})
 
 
 def names(output: str) -> set[str]:

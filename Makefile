@@ -19,6 +19,7 @@ repro: $(STAMP)
 	dvc repro
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

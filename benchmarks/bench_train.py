@@ -49,11 +49,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from chanest import config  # noqa: E402
-from chanest.estimators.model import ChannelEstimator, n_parameters  # noqa: E402
+from chanest.estimators.model import ChannelEstimator, estimator_config, n_parameters  # noqa: E402
 from chanest.utils.params import load_params  # noqa: E402
-from chanest.channel.sampler import ChannelSampler
-from chanest.channel.reference import exponential_pdp_set
-from chanest.training.train import amp_dtype, autocast, loss_fn, make_optimizer  # noqa: E402
+from chanest.channel.sampler import ChannelSampler  # noqa: E402
+from chanest.channel.reference import exponential_pdp_set  # noqa: E402
+from chanest.training.train import amp_dtype, autocast, loss_fn, make_optimizer, train_config  # noqa: E402
 
 log = logging.getLogger("bench_train")
 
@@ -68,10 +68,10 @@ class Bench:
     def __init__(self, profile: str, device: torch.device, amp: str = "off"):
         params = load_params(PROFILES[profile])
         self.ofdm = config.ofdm(params)
-        self.cfg = config.train(params, "base")
+        self.cfg = train_config(params, "base")
         self.device = device
         torch.manual_seed(0)
-        self.model = ChannelEstimator(config.estimator(params, self.ofdm)).to(device).train()
+        self.model = ChannelEstimator(estimator_config(params, self.ofdm)).to(device).train()
         cp = self.ofdm.cp_s
         pdps = exponential_pdp_set(1000, 20, (0.02 * cp, 0.2 * cp), np.random.default_rng(0))
         self.sampler = ChannelSampler(pdps, self.ofdm, device=device)

@@ -32,7 +32,7 @@ from chanest import config  # noqa: E402
 from chanest.channel import data  # noqa: E402
 from chanest.channel.response import tap_response  # noqa: E402
 from chanest.estimators.baselines import genie_lmmse  # noqa: E402
-from chanest.estimators.nomp import NOMP, _steer  # noqa: E402
+from chanest.estimators.nomp import NOMP, _steer, nomp_config  # noqa: E402
 from chanest.evaluation.evaluate import test_set  # noqa: E402
 from chanest.utils.params import load_params  # noqa: E402
 
@@ -71,7 +71,7 @@ def floor(scenario: str, snr_db: float, n: int, params: dict) -> dict[str, float
     h, y, s = b.h.to(torch.complex128), b.h_ls.to(torch.complex128), b.noise_var.double()
     df, n_sc = ofdm.subcarrier_spacing_hz, ofdm.n_subcarriers
     genie = nmse_db(genie_lmmse(b.h_ls, b.delays_s, b.powers, b.noise_var, ofdm), h)
-    nomp = NOMP(ofdm, config.nomp(params))
+    nomp = NOMP(ofdm, nomp_config(params))
     on = b.powers > 0
     true = torch.where(on, b.delays_s, b.delays_s[:, :1])  # padding sits on the first tap, switched off
     ls = nomp._refit(y, _steer(true * nomp.step_hz, nomp._n_i), on, s)

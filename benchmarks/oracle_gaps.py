@@ -33,12 +33,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from chanest import config  # noqa: E402
-from chanest.channel import data
+from chanest.channel import data  # noqa: E402
 from chanest.estimators.baselines import StatLMMSE, genie_lmmse  # noqa: E402
 from chanest.evaluation.evaluate import test_set  # noqa: E402
 from chanest.channel.ofdm import OFDMConfig  # noqa: E402
 from chanest.utils.params import load_params  # noqa: E402
-from chanest.channel.sampler import ChannelBatch, nmse
+from chanest.channel.sampler import ChannelBatch, nmse  # noqa: E402
 
 SNRS = (0.0, 10.0, 20.0, 30.0)
 

@@ -1,25 +1,22 @@
-"""Typed views of the ``params.yaml`` sections each stage reads.
+"""Typed views of the ``params.yaml`` sections that describe the data: the seed, the scenarios and
+sites, the PDP source, the numerology, the normalisation, and the evaluation's test sets.
 
-The sections of the models, the NOMP baseline and training are parsed into the configuration
-classes of their packages, imported when first asked for: a stage that only reads scenarios,
-sites or the numerology (``sites``, ``pdp``, ``report``, ``plot``) does not load torch.
+The sections of a model, of the NOMP baseline and of training are parsed where their
+configuration classes live (:func:`chanest.estimators.model.estimator_config`,
+:func:`chanest.estimators.nomp.nomp_config`, :func:`chanest.training.train.train_config`), so
+this module, and every stage that reads only data sections (``sites``, ``pdp``, ``report``,
+``plot``), depends on neither the estimators nor the training loop.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from chanest.channel.ofdm import OFDMConfig
 from chanest.channel.pdp import PDPError, check_scenario
 from chanest.channel.sites import Site, SiteError, check_lists, resolve
-from chanest.utils.params import COUNT, DROPOUT, POSITIVE, ParamsError, Range, from_section, get
-
-if TYPE_CHECKING:
-    from chanest.estimators.model import EstimatorConfig
-    from chanest.estimators.nomp import NOMPConfig
-    from chanest.training.train import TrainConfig
+from chanest.utils.params import COUNT, POSITIVE, ParamsError, Range, from_section, get
 
 PDP_SOURCES = ("tr38901", "mat_dir")
 NORMALISATIONS = ("realisation", "pdp")
@@ -45,31 +42,6 @@ class PDPParams:
 
 
 @dataclass(frozen=True)
-class ModelParams:
-    token_size: int = 12
-    d_model: int = 64
-    n_heads: int = 4
-    n_layers: int = 4
-    d_ff: int = 256
-    dropout: float = 0.0
-    snr_input: bool = True
-    query_from_pilots: bool = True
-    residual: str = "robust_lmmse"
-    rel_pos_bias: bool = True
-    delay_oversample: float = 2.0
-    delay_channels: int = 32
-    delay_blocks: int = 5
-    offgrid_taps: int = 0
-    offgrid_cyclic_rounds: int = 1
-
-    RANGES: ClassVar[dict[str, Range]] = {
-        "token_size": COUNT, "d_model": COUNT, "n_heads": COUNT, "n_layers": COUNT, "d_ff": COUNT,
-        "dropout": DROPOUT, "delay_oversample": POSITIVE, "delay_channels": COUNT, "delay_blocks": COUNT,
-        "offgrid_taps": Range(0.0), "offgrid_cyclic_rounds": COUNT,
-    }
-
-
-@dataclass(frozen=True)
 class EvalParams:
     snr_db: tuple[float, ...] = (-10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0)
     n_samples: int = 500
@@ -92,13 +64,6 @@ class EvalParams:
 
 def eval_params(params: dict[str, Any]) -> EvalParams:
     return from_section(EvalParams, get(params, "eval"), "eval")
-
-
-def nomp(params: dict[str, Any]) -> NOMPConfig:
-    """``nomp``: the settings of the NOMP baseline (:mod:`chanest.estimators.nomp`)."""
-    from chanest.estimators.nomp import NOMPConfig
-
-    return from_section(NOMPConfig, get(params, "nomp"), "nomp")
 
 
 def scenarios(params: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -147,30 +112,3 @@ def normalisation(params: dict[str, Any]) -> str:
     if value not in NORMALISATIONS:
         raise ParamsError(f"params: synth.normalisation = {value!r}; expected one of {NORMALISATIONS}")
     return value
-
-
-def train(params: dict[str, Any], section: str, exclude: tuple[str, ...] = ()) -> TrainConfig:
-    """The optimisation keys of ``section`` (``base`` or ``lora``) as a :class:`TrainConfig`."""
-    from chanest.training.train import TrainConfig
-
-    raw = {k: v for k, v in get(params, section).items() if k not in exclude}
-    if raw.get("amp") is False:  # YAML 1.1 reads a bare `off` (also from `dvc exp run -S`) as false
-        raw["amp"] = "off"
-    return from_section(TrainConfig, raw, section)
-
-
-def estimator(params: dict[str, Any], ofdm_cfg: OFDMConfig) -> EstimatorConfig:
-    from chanest.estimators.model import EstimatorConfig
-
-    m = from_section(ModelParams, get(params, "model"), "model")
-    try:
-        return EstimatorConfig(
-            n_subcarriers=ofdm_cfg.n_subcarriers,
-            pilot_indices=tuple(ofdm_cfg.pilot_indices.tolist()),
-            subcarrier_spacing_hz=ofdm_cfg.subcarrier_spacing_hz,
-            # taps reach the CP, shifted by the common delay offset: the robust prior covers both
-            prior_max_delay_s=ofdm_cfg.cp_s + ofdm_cfg.max_delay_offset_s,
-            **dataclasses.asdict(m),
-        )
-    except ValueError as err:
-        raise ParamsError(f"params: model: {err}") from err

@@ -22,15 +22,17 @@ from chanest.estimators.checkpoint import load_estimator
 from chanest.estimators.nomp import NOMP
 from chanest.evaluation.evaluate import baselines, evaluate, test_set
 from chanest.training.train import resolve_device
+from chanest.errors import InputError
 from chanest.utils import cli
 from chanest.utils.params import load_params
+from chanest.estimators.nomp import nomp_config
 
 PROCESSED, BASE, OUT = Path("data/processed"), Path("models/base"), Path("data/eval/base")
 
 
 def main() -> None:
     if len(sys.argv) != 3 or sys.argv[2] not in GROUPS:
-        raise ValueError(f"usage: python -m stages.eval_base <Scenario> {'|'.join(GROUPS)}")
+        raise InputError(f"usage: python -m stages.eval_base <Scenario> {'|'.join(GROUPS)}")
     scenario, processed = check_scenario(sys.argv[1]), PROCESSED / sys.argv[2]
     params = load_params()
     ofdm, norm, ev = config.ofdm(params), config.normalisation(params), config.eval_params(params)
@@ -39,7 +41,7 @@ def main() -> None:
     batch = test_set(data.sampler(processed, [scenario], "test", ofdm, norm, device), ev.snr_db, ev.n_samples,
                      ev.seed)
     stat = StatLMMSE.from_pdps(load_processed(processed, scenario, "train"), ofdm, device=device)
-    methods = baselines(ofdm, stat, NOMP(ofdm, config.nomp(params))) | {"base": lambda b: base(b.h_ls, b.snr_db)}
+    methods = baselines(ofdm, stat, NOMP(ofdm, nomp_config(params))) | {"base": lambda b: base(b.h_ls, b.snr_db)}
     evaluate(scenario, methods, batch, ev.batch_size).save(OUT / f"{scenario}.npz")
 
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from chanest.training import adapt
+from chanest.errors import InputError
 from chanest.utils import cli
 from chanest import config
 from chanest.studies.frontier import Cell, FrontierParams, cell_path, run_cell
@@ -24,7 +25,7 @@ OUT = Path("data/frontier")
 
 def main() -> None:
     if len(sys.argv) != 3:
-        raise ValueError("usage: python -m stages.frontier <Target> <budget: PDPs | all>")
+        raise InputError("usage: python -m stages.frontier <Target> <budget: PDPs | all>")
     target = check_scenario(sys.argv[1])
     budget = adapt.check_budget(sys.argv[2] if sys.argv[2] == "all" else int(sys.argv[2]), "budget")
     params = load_params()

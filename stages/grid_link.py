@@ -21,9 +21,11 @@ from chanest.receiver import calibrate
 from chanest.receiver.grid_link import (CALIBRATION_SNR_DB, GridLinkParams, GridLinkTask, error_variance_check,
                                         estimators, run_target)
 from chanest.studies.link_run import save
+from chanest.errors import InputError
 from chanest.utils import cli
 from chanest.utils.io import write_json
 from chanest.utils.params import ParamsError, from_section, get, load_params
+from chanest.estimators.nomp import nomp_config
 
 OUT = Path("data/link")
 CHECK_SNR_DB = (0.0, 10.0, 20.0, 30.0)
@@ -31,14 +33,14 @@ CHECK_SNR_DB = (0.0, 10.0, 20.0, 30.0)
 
 def main() -> None:
     if len(sys.argv) != 2:
-        raise ValueError("usage: python -m stages.grid_link <Target>")
+        raise InputError("usage: python -m stages.grid_link <Target>")
     target = check_scenario(sys.argv[1])
     params = load_params()
     lp = from_section(GridLinkParams, get(params, "link"), "link")
     if target not in lp.targets:
         raise ParamsError(f"params: link.targets {list(lp.targets)} does not list {target}")
     ofdm, norm = config.ofdm(params), config.normalisation(params)
-    task = GridLinkTask(target, ofdm, norm, lp, config.nomp(params))
+    task = GridLinkTask(target, ofdm, norm, lp, nomp_config(params))
     save(OUT / f"{target}.npz", run_target(task))
     # the error variance each receiver was told, against what the estimator does on test channels
     torch.set_num_threads(1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from chanest.errors import InputError
 from chanest.utils import cli
 from chanest import config
 from chanest.studies.link import LinkParams
@@ -22,7 +23,7 @@ OUT = Path("data/link")
 
 def main() -> None:
     if len(sys.argv) != 2:
-        raise ValueError("usage: python -m stages.link <Target>")
+        raise InputError("usage: python -m stages.link <Target>")
     target = check_scenario(sys.argv[1])
     params = load_params()
     lp = from_section(LinkParams, get(params, "link"), "link")

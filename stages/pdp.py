@@ -19,6 +19,7 @@ from chanest import config
 from chanest.channel.pdp import check_scenario
 from chanest.channel.preprocess import GROUPS, SplitConfig, preprocess, save_processed, stats
 from chanest.channel.sites import Site
+from chanest.errors import InputError
 from chanest.utils import cli
 from chanest.utils.io import write_json
 from chanest.utils.params import from_section, get, load_params
@@ -29,7 +30,7 @@ log = logging.getLogger("stages.pdp")
 
 def main() -> None:
     if len(sys.argv) != 3 or sys.argv[2] not in GROUPS:
-        raise ValueError(f"usage: python -m stages.pdp <Scenario> {'|'.join(GROUPS)}")
+        raise InputError(f"usage: python -m stages.pdp <Scenario> {'|'.join(GROUPS)}")
     scenario, group = check_scenario(sys.argv[1]), sys.argv[2]
     params = load_params()
     seed = config.seed(params)

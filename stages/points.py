@@ -23,6 +23,7 @@ from chanest.utils.params import ParamsError, from_section, get, load_params
 from chanest.studies.points import PointsParams, summarise, table
 from chanest.channel.preprocess import load_processed
 from chanest.training.train import resolve_device
+from chanest.estimators.nomp import nomp_config
 
 PROCESSED, BASE, LORA = Path("data/processed"), Path("models/base"), Path("models/lora")
 REPORTS = Path("reports")
@@ -34,7 +35,7 @@ def main() -> None:
     points = from_section(PointsParams, get(params, "points"), "points")
     device = resolve_device(ev.device)
     base = load_estimator(BASE, device).eval()
-    nomp = NOMP(ofdm, config.nomp(params))
+    nomp = NOMP(ofdm, nomp_config(params))
     metrics = {}
     sources, targets = config.scenarios(params)
     known = sources + targets

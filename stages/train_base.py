@@ -22,6 +22,8 @@ from chanest.training.live import LIVE, TrainingLog
 from chanest.estimators.model import ChannelEstimator, n_parameters
 from chanest.utils.params import load_params
 from chanest.training.train import code_fingerprint, fingerprint, make_val_sets, train
+from chanest.estimators.model import estimator_config
+from chanest.training.train import train_config
 
 PROCESSED, OUT, STATE = Path("data/processed/sources"), Path("models/base"), Path("models/base_state.pt")
 REPORT = Path("reports/train_base.json")
@@ -32,7 +34,7 @@ def main() -> None:
     params = load_params()
     seed, ofdm, norm = config.seed(params), config.ofdm(params), config.normalisation(params)
     sources, _ = config.scenarios(params)
-    cfg = config.train(params, "base")
+    cfg = train_config(params, "base")
     with distributed.processes(cfg.nproc, cfg.device, "stages.train_base", key="base.nproc") as device:
         run(params, seed, ofdm, norm, sources, cfg, device)
 
@@ -40,7 +42,7 @@ def main() -> None:
 def run(params, seed, ofdm, norm, sources, cfg, device) -> None:
     """Train on this rank's device; rank 0 writes the outputs."""
     torch.manual_seed(seed)
-    model = ChannelEstimator(config.estimator(params, ofdm)).to(device)
+    model = ChannelEstimator(estimator_config(params, ofdm)).to(device)
     log.info("estimator: %d parameters, device %s, %d process(es)", n_parameters(model), device,
              distributed.world_size())
 

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from chanest.training import adapt, distributed
+from chanest.errors import InputError
 from chanest.utils import cli
 from chanest import config
 from chanest.channel import data
@@ -33,7 +34,7 @@ log = logging.getLogger("stages.transfer")
 
 def main() -> None:
     if len(sys.argv) != 2:
-        raise ValueError("usage: python -m stages.transfer <Scenario>")
+        raise InputError("usage: python -m stages.transfer <Scenario>")
     scenario = check_scenario(sys.argv[1])
     params = load_params()
     seed, ofdm, norm = config.seed(params), config.ofdm(params), config.normalisation(params)

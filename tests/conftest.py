@@ -70,6 +70,7 @@ TINY = {
     "link": {"methods": ["perfect", "ls", "lora"], "mcs_index": [7], "batch_size": 8, "min_errors": 4,
              "max_blocks": 16, "n_boot": 100},
     "eval": {"n_samples": 60, "cross_n_samples": 20, "snr_db": [0.0, 10.0, 20.0]},
+    "peers": {"reesnet": {"channels": 4, "blocks": 1, "kernel": 3}, "v4": {"n_layers": 1}},
 }
 
 
@@ -168,6 +169,8 @@ def pipeline(tmp_path_factory) -> SimpleNamespace:
     ns.frontier_second = sh("dvc", "repro", "frontier/dvc.yaml")
     ns.frontier_plots = sh("dvc", "plots", "show", "-o", str(work / "frontier_plots"))
     ns.link = sh("dvc", "repro", "link/dvc.yaml")  # the PUSCH link (link/dvc.yaml)
+    ns.peers = sh("dvc", "repro", "peers/dvc.yaml")  # the deep-learning peers (peers/dvc.yaml)
+    ns.peers_again = sh("dvc", "repro", "peers/dvc.yaml")
     sh("git", "add", "-A")
     sh("git", "commit", "-qm", "frontier and link results")
     # a new site among the targets, then a change of its file, then gone again: in a copy of the

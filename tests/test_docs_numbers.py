@@ -192,3 +192,19 @@ def test_the_research_link_tables_quote_research_reports_link_link_json():
                 lo, hi = (_z(v) for v in e["gain_vs_ls_ci_db"])
                 gains.append(f"{_z(e['gain_vs_ls_db']):+.2f} [{lo:.2f}, {hi:.2f}]")
             _quotes("docs/research-link.md", f"{scenario}, {mcs} |", gains)
+
+
+def test_the_peers_tables_quote_reports_peers_metrics():
+    """docs/peers.md: each target's adapted row and each scenario's zero-shot row quote every gap
+    and every paired difference of reports/peers/metrics.json."""
+    metrics = _json("reports/peers/metrics.json")
+    for scenario, m in metrics.items():
+        for suffix, mine, section in (("_lora", "lora", "Gap to the genie"), ("", "base", "Every model zero-shot")):
+            if mine not in m:
+                continue
+            expected = [_ci(m[mine]["gap_to_genie_db"], m[mine]["gap_to_genie_ci_db"])]
+            for peer in ("reesnet", "v4"):
+                e = m[peer + suffix]
+                expected += [_ci(e["gap_to_genie_db"], e["gap_to_genie_ci_db"]),
+                             _ci(e["chanest_ahead_db"], e["chanest_ahead_ci_db"], sign=True)]
+            _quotes("docs/peers.md", f"{scenario} |", expected, section)

@@ -13,7 +13,7 @@ from conftest import PIPELINES, REPO
 STAGES = {f"{where}:{name}": stage
           for where in PIPELINES
           for name, stage in yaml.safe_load((REPO / where).read_text())["stages"].items()}
-IMPORT = re.compile(r"^\s*(?:from (chanest(?:\.\w+)*) import ([\w, ]+)|import (chanest(?:\.\w+)+))", re.M)
+IMPORT = re.compile(r"^\s*(?:from (chanest(?:\.\w+)*) import \(?([\w, ]+)|import (chanest(?:\.\w+)+))", re.M)
 
 
 def source(module: str) -> Path | None:
@@ -84,3 +84,27 @@ def test_stages_that_compute_nothing_with_torch_do_not_load_it(module):
     code = f"import sys, {module}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", module
+
+
+@pytest.mark.parametrize("name", list(STAGES))
+def test_no_stage_declares_chanest_code_it_does_not_import(name):
+    """The converse: a declared ``chanest`` package or module is one the stage imports, so a change
+    to code a stage never runs (a log line of the training loop, say) does not re-run it."""
+    stage = STAGES[name].get("do", STAGES[name])
+    words = stage["cmd"].split()
+    module = words[words.index("-m") + 1]
+    where = REPO / name.split(":")[0]
+    wdir = (where.parent / stage.get("wdir", ".")).resolve()
+    files = {f.resolve() for m, f in imported(module).items()}
+    code = [d for d in stage["deps"] if isinstance(d, str) and (wdir / d).resolve().is_relative_to(REPO / "chanest")]
+    unused = [d for d in code if not any(f == (wdir / d).resolve() or (wdir / d).resolve() in f.parents for f in files)]
+    assert not unused, f"stage {name}: declares {unused} but imports nothing of them"
+
+
+def test_the_data_stages_do_not_depend_on_the_estimators_or_the_training_loop():
+    """A change to chanest/estimators or chanest/training re-runs no data stage of any pipeline."""
+    for name, stage in STAGES.items():
+        words = stage.get("do", stage)["cmd"].split()
+        if words[words.index("-m") + 1] in ("stages.sites", "stages.pdp"):
+            deps = " ".join(d for d in stage.get("do", stage)["deps"] if isinstance(d, str))
+            assert "chanest/estimators" not in deps and "chanest/training" not in deps, name

@@ -9,14 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from chanest import config
 from chanest.channel.ofdm import OFDMConfig
 from chanest.channel.pdp import PDPSet, read_mat
 from chanest.channel.preprocess import normalise
 from chanest.channel.response import tap_response
 from chanest.channel.sampler import ChannelSampler, db, nmse
 from chanest.estimators.baselines import genie_lmmse, ls_linear
-from chanest.estimators.nomp import NOMP, NOMPConfig
+from chanest.estimators.nomp import NOMP, NOMPConfig, nomp_config
 from chanest.utils.params import ParamsError
 
 NYUSIM = Path(__file__).parents[1] / "data/nyusim-28ghz"
@@ -83,8 +82,8 @@ def test_nomp_at_the_research_point_is_near_the_genie() -> None:
 
 
 def test_nomp_params_are_checked() -> None:
-    assert config.nomp({"nomp": {"oversample": 8}}) == NOMPConfig(oversample=8)
+    assert nomp_config({"nomp": {"oversample": 8}}) == NOMPConfig(oversample=8)
     with pytest.raises(ParamsError, match="nomp.p_fa"):
-        config.nomp({"nomp": {"p_fa": 1.5}})
+        nomp_config({"nomp": {"p_fa": 1.5}})
     with pytest.raises(ParamsError, match="nomp.max_taps"):
-        config.nomp({"nomp": {"max_taps": 2.5}})
+        nomp_config({"nomp": {"max_taps": 2.5}})

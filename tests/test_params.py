@@ -12,8 +12,9 @@ import yaml
 
 from chanest import config
 from chanest.estimators.lora import LoraParams
+from chanest.estimators.model import estimator_config
 from chanest.utils.params import ParamsError, from_section, get, load_params
-from chanest.training.train import TrainConfig
+from chanest.training.train import TrainConfig, train_config
 from conftest import REPO
 
 
@@ -29,11 +30,11 @@ def keys(d: dict, prefix: str = "") -> set[str]:
 def test_profiles_parse_into_every_config(path):
     params = load_params(REPO / path)
     ofdm = config.ofdm(params)
-    est = config.estimator(params, ofdm)
+    est = estimator_config(params, ofdm)
     assert est.n_tokens * est.token_size == ofdm.n_subcarriers
-    config.train(params, "base")
+    train_config(params, "base")
     adapter_keys = tuple(f for f in LoraParams.__dataclass_fields__)
-    config.train(params, "lora", exclude=adapter_keys)
+    train_config(params, "lora", exclude=adapter_keys)
     from_section(LoraParams, {k: v for k, v in params["lora"].items() if k in adapter_keys}, "lora")
     from_section(config.EvalParams, params["eval"], "eval")
     from_section(config.PDPParams, params["pdp"], "pdp")
@@ -46,7 +47,7 @@ def test_paper_profile_has_the_same_keys_and_the_paper_numerology():
     assert keys(cpu) == keys(paper)
     o = config.ofdm(paper)
     assert (o.subcarrier_spacing_hz, o.n_subcarriers, o.fft_size, o.n_pilots) == (120e3, 3072, 4096, 512)
-    assert config.estimator(paper, o).n_tokens == 256
+    assert estimator_config(paper, o).n_tokens == 256
 
 
 def test_wrong_types_and_unknown_keys_are_named():
@@ -84,9 +85,9 @@ def _parse(params: dict, section: str) -> None:
     from chanest.channel.preprocess import SplitConfig
 
     parse = {
-        "base": lambda: config.train(params, "base"),
+        "base": lambda: train_config(params, "base"),
         "lora": lambda: adapt.settings(params),
-        "model": lambda: config.estimator(params, config.ofdm(params)),
+        "model": lambda: estimator_config(params, config.ofdm(params)),
         "ofdm": lambda: config.ofdm(params),
         "eval": lambda: config.eval_params(params),
         "pdp": lambda: from_section(config.PDPParams, params["pdp"], "pdp"),
@@ -163,3 +164,36 @@ def test_a_stage_with_a_bad_value_stops_before_any_work_naming_the_key(tmp_path,
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert f"ParamsError: params: {key} = {value!r} is out of range" in proc.stderr, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and not (tmp_path / "models").exists()
+
+
+@pytest.mark.parametrize("path", ["params.yaml", "research/params.yaml"])
+def test_every_params_file_sets_every_key_so_no_code_default_applies(path):
+    """The params file is the one home of a pipeline's settings: each section sets every field of
+    the config it parses into, so a default in the code (there for library use) never decides a
+    pipeline's result, and a key deleted from the file fails here instead of silently taking it."""
+    import dataclasses
+
+    from chanest.channel.ofdm import OFDMConfig
+    from chanest.channel.preprocess import SplitConfig
+    from chanest.estimators.model import EstimatorConfig
+    from chanest.estimators.nomp import NOMPConfig
+    from chanest.studies.link import LinkParams
+    from chanest.studies.points import PointsParams
+
+    params = load_params(REPO / path)
+    numerology = {"n_subcarriers", "pilot_indices", "subcarrier_spacing_hz", "prior_max_delay_s"}
+    views = {"pdp": config.PDPParams, "ofdm": OFDMConfig, "preprocess.split": SplitConfig,
+             "model": EstimatorConfig, "base": TrainConfig, "lora": (TrainConfig, LoraParams),
+             "eval": config.EvalParams, "nomp": NOMPConfig, "link": LinkParams, "points": PointsParams}
+    checked = 0
+    for section, classes in views.items():
+        try:
+            values = get(params, section)
+        except ParamsError:
+            continue  # a section this pipeline does not have (research has no frontier, say)
+        fields = {f.name for cls in (classes if isinstance(classes, tuple) else (classes,))
+                  for f in dataclasses.fields(cls) if f.init} - numerology
+        missing = sorted(fields - set(values))
+        assert not missing, f"{path}: {section} does not set {missing}"
+        checked += 1
+    assert checked >= 8

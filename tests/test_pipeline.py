@@ -157,6 +157,7 @@ def test_split_evaluation_equals_evaluating_everything_in_one_process(pipeline):
     import numpy as np
 
     from chanest import config
+    from chanest.estimators.nomp import nomp_config
     from chanest.channel import data
     from chanest.estimators.baselines import StatLMMSE
     from chanest.estimators.checkpoint import load_estimator
@@ -181,7 +182,7 @@ def test_split_evaluation_equals_evaluating_everything_in_one_process(pipeline):
         batch = fixed_test_set(data.sampler(processed, [s], "test", ofdm, norm, "cpu"), ev.snr_db,
                                ev.n_samples, ev.seed)
         stat = StatLMMSE.from_pdps(load_processed(processed, s, "train"), ofdm)
-        methods = baselines(ofdm, stat, NOMP(ofdm, config.nomp(params))) | {
+        methods = baselines(ofdm, stat, NOMP(ofdm, nomp_config(params))) | {
             k: (lambda b, m=m: m.eval()(b.h_ls, b.snr_db)) for k, m in models.items()}
         full = evaluate(s, methods, batch, chunk=10_000)
         reference[s] = dataclasses.replace(full, errors={k: full.errors[k] for k in

@@ -276,8 +276,25 @@ def test_template_colours_follow_the_style_table() -> None:
     want = {m: s["color"] for m, s in METHOD_STYLE.items()} | {"perfect": LINK_STYLE["perfect"]["color"]}
     checked = 0
     for path in sorted(TEMPLATE_DIR.glob("*.json")):
+        if path.name == "peers.json":
+            continue
         for scale in scales(json.loads(path.read_text(encoding="utf-8"))):
             if "lmmse_genie" in scale["domain"]:
                 assert dict(zip(scale["domain"], scale["range"])) == want, path.name
                 checked += 1
     assert checked >= 4
+
+
+def test_peers_template_colours_follow_the_peer_registry() -> None:
+    """The peers chart colours chanest's methods as every other chart, and each registered peer's
+    base and adapter as its registration says: a new peer file without its colours here fails."""
+    from chanest.evaluation.plots import METHOD_STYLE
+    from chanest.peers import PEERS, _discover
+    from chanest.peers.report import CHANEST
+
+    _discover()
+    scale = json.loads((TEMPLATE_DIR / "peers.json").read_text(encoding="utf-8"))["spec"]["encoding"]["color"]["scale"]
+    want = {m: METHOD_STYLE[m]["color"] for m in CHANEST}
+    for name, peer in PEERS.items():
+        want |= {name: peer.color, f"{name}_lora": peer.color_lora}
+    assert dict(zip(scale["domain"], scale["range"])) == want

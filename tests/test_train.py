@@ -148,19 +148,19 @@ def test_amp_bf16_on_cpu_warns_and_trains_in_float32(small_ofdm):
 
 
 def test_nproc_and_amp_params_are_checked_naming_the_key():
-    from chanest import config
+    from chanest.training.train import train_config
     from chanest.utils.params import ParamsError
 
     section = {"steps": 10, "batch_size": 64}
-    assert config.train({"base": section}, "base").nproc == 1
-    assert config.train({"base": {**section, "amp": False}}, "base").amp == "off"  # YAML's bare `off`
-    assert config.train({"lora": {**section, "nproc": 4, "amp": "bf16"}}, "lora").nproc == 4
+    assert train_config({"base": section}, "base").nproc == 1
+    assert train_config({"base": {**section, "amp": False}}, "base").amp == "off"  # YAML's bare `off`
+    assert train_config({"lora": {**section, "nproc": 4, "amp": "bf16"}}, "lora").nproc == 4
     with pytest.raises(ParamsError, match=r"base: batch_size 64 must be divisible by nproc 3"):
-        config.train({"base": {**section, "nproc": 3}}, "base")
+        train_config({"base": {**section, "nproc": 3}}, "base")
     with pytest.raises(ParamsError, match=r"lora: amp 'fp16' not in"):
-        config.train({"lora": {**section, "amp": "fp16"}}, "lora")
+        train_config({"lora": {**section, "amp": "fp16"}}, "lora")
     with pytest.raises(ParamsError, match=r"base.nproc"):
-        config.train({"base": {**section, "nproc": "2"}}, "base")
+        train_config({"base": {**section, "nproc": "2"}}, "base")
 
 
 def test_log_step_sees_every_validation_step_and_changes_nothing(small_ofdm):

@@ -10,6 +10,7 @@ from chanest.channel.ofdm import OFDMConfig
 from chanest.channel.pdp import concat
 from chanest.channel.preprocess import load_processed
 from chanest.channel.sampler import ChannelSampler
+from chanest.errors import ParamsError
 
 
 def sampler(
@@ -24,7 +25,7 @@ def sampler(
     sets = [load_processed(processed_dir, s, split) for s in scenarios]
     pdps = sets[0] if len(sets) == 1 else concat(sets, "+".join(scenarios))
     if len(pdps) == 0:
-        raise ValueError(f"no {split} PDPs for {list(scenarios)}: enlarge pdp.n_drops or the split")
+        raise ParamsError(f"no {split} PDPs for {list(scenarios)}: enlarge pdp.n_drops or preprocess.split")
     return ChannelSampler(pdps, ofdm, normalisation=normalisation, device=device)
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from chanest.utils.io import write_npz
 from chanest.channel.pdp import PDP, PDPError, PDPSet, check_scenario
+from chanest.errors import MissingInputError
 
 SPLITS = ("train", "val", "test")
 #: The folders of ``data/processed``: the base trains on ``sources``, each adapter on one of ``targets``.
@@ -127,7 +128,7 @@ def load_processed(directory: str | os.PathLike, scenario: str, split: str | Non
     """The PDPs of ``scenario`` from ``directory/<scenario>.npz``, optionally only one split."""
     path = Path(directory) / f"{check_scenario(scenario)}.npz"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no processed PDPs for {scenario}; run `dvc repro`")
+        raise MissingInputError(f"{path}: no processed PDPs for {scenario}; run `dvc repro`")
     with np.load(path, allow_pickle=False) as z:
         pdps = PDPSet(scenario, z["delays_s"], z["powers"], z["k_factor"], z["n_taps"])
         if split is None:

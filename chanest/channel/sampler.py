@@ -15,8 +15,8 @@ Gram matrix ``G`` (precomputed per PDP), and folded into the gains: no pass over
 taps beyond the 90th percentile of the tap count are summed separately for the few samples that
 have them, instead of multiplying padding for every sample. What remains is mostly the batched
 matmul and the pilot noise (the largest random draw: torch's CPU generator is serial, about 3 ns
-a number; drawing it in two halves on two threads from child generators gained nothing
-measurable here and was dropped).
+a number; drawing it in two halves on two threads from child generators gains nothing
+measurable, so it is drawn in one).
 
 Units and shapes: delays in seconds, powers linear, frequencies in Hz; ``B`` is the batch,
 ``L`` the (padded) tap count, ``n_sc`` the used subcarriers.

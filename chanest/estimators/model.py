@@ -35,6 +35,7 @@ Every projection is its own :class:`torch.nn.Linear` called as a module, with st
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
 
 import math
 
@@ -46,6 +47,7 @@ from chanest.channel.ofdm import OFDMConfig
 from chanest.channel.response import tap_response
 from chanest.estimators.delay_prior import AtomPower, DelayPrior, GridLMMSE, delay_grid
 from chanest.estimators.nomp import NOMP, NOMPConfig
+from chanest.utils.params import COUNT, DROPOUT, POSITIVE, Range, from_section, get
 
 
 #: What the network's output is added to: nothing, LS + linear interpolation, or the robust LMMSE
@@ -78,6 +80,12 @@ class EstimatorConfig:
     delay_blocks: int = 5
     offgrid_taps: int = 0
     offgrid_cyclic_rounds: int = 1
+
+    RANGES: ClassVar[dict[str, Range]] = {
+        "token_size": COUNT, "d_model": COUNT, "n_heads": COUNT, "n_layers": COUNT, "d_ff": COUNT,
+        "dropout": DROPOUT, "delay_oversample": POSITIVE, "delay_channels": COUNT, "delay_blocks": COUNT,
+        "offgrid_taps": Range(0.0), "offgrid_cyclic_rounds": COUNT,
+    }
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pilot_indices", tuple(int(i) for i in self.pilot_indices))
@@ -119,6 +127,20 @@ class EstimatorConfig:
         if unknown:
             raise KeyError(f"estimator config: unknown keys {sorted(unknown)}")
         return cls(**d)
+
+
+def estimator_config(params: dict[str, Any], ofdm: OFDMConfig) -> EstimatorConfig:
+    """The ``model`` params section as an :class:`EstimatorConfig` for the numerology ``ofdm``.
+
+    The section sets the shape; the numerology sets the subcarriers, the pilots, their spacing and
+    the robust prior's delay span (the CP plus the common delay offset the taps are shifted by).
+    """
+    return from_section(EstimatorConfig, get(params, "model"), "model", given={
+        "n_subcarriers": ofdm.n_subcarriers,
+        "pilot_indices": tuple(ofdm.pilot_indices.tolist()),
+        "subcarrier_spacing_hz": ofdm.subcarrier_spacing_hz,
+        "prior_max_delay_s": ofdm.cp_s + ofdm.max_delay_offset_s,
+    })
 
 
 def interpolation_matrix(pilot_indices: tuple[int, ...], n_subcarriers: int) -> Tensor:

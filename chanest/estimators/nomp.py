@@ -40,7 +40,7 @@ from torch import Tensor
 
 from chanest.channel.ofdm import OFDMConfig
 from chanest.channel.response import tap_response
-from chanest.utils.params import COUNT, Range
+from chanest.utils.params import COUNT, Range, from_section, get
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,11 @@ class NOMPConfig:
         "oversample": COUNT, "newton_steps": COUNT, "cyclic_rounds": COUNT, "max_taps": COUNT,
         "p_fa": Range(0.0, 1.0, low_open=True, high_open=True),
     }
+
+
+def nomp_config(params: dict) -> NOMPConfig:
+    """The ``nomp`` params section as a :class:`NOMPConfig`."""
+    return from_section(NOMPConfig, get(params, "nomp"), "nomp")
 
 
 class NOMP:

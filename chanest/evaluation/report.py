@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from chanest.channel.pdp import name_key
+from chanest.errors import InputError, MissingInputError
 from chanest.evaluation import stats
 from chanest.utils.io import write_npz
 
@@ -82,7 +83,7 @@ class TestErrors:
     def load(cls, path: str | os.PathLike) -> TestErrors:
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no evaluation part; run `dvc repro`")
+            raise MissingInputError(f"{path}: no evaluation part; run `dvc repro`")
         with np.load(path, allow_pickle=False) as z:
             return cls(str(z["scenario"]), z["index"], z["snr_db"], z["pdp_index"], z["energy"],
                        {k[4:]: z[k] for k in z.files if k.startswith("err_")}, json.loads(str(z["meta"])))
@@ -95,7 +96,7 @@ class TestErrors:
                 and np.array_equal(self.pdp_index, full.pdp_index[sub])
                 and np.allclose(self.energy, full.energy[sub], rtol=1e-5, atol=0.0))
         if not same:
-            raise ValueError(f"{where}: evaluated on other test samples of {self.scenario} than the "
+            raise InputError(f"{where}: evaluated on other test samples of {self.scenario} than the "
                              "reference part (stale outputs or changed eval params): re-run `dvc repro`")
 
 
@@ -184,7 +185,7 @@ def build_report(
             else:
                 part.check_same_samples(ref, f"adapter {target} on {scenario}")
                 if not np.array_equal(part.index, np.flatnonzero(mask)):
-                    raise ValueError(f"adapter {target} on {scenario}: not the cross subset of "
+                    raise InputError(f"adapter {target} on {scenario}: not the cross subset of "
                                      f"eval.cross_n_samples = {cross_n_samples}: re-run `dvc repro`")
                 on_subset[f"lora:{target}"] = part.errors["lora"]
         ones = np.ones((1, int(mask.sum())))

@@ -22,6 +22,7 @@ import torch
 
 from chanest.channel.ofdm import OFDMConfig
 from chanest.channel.pdp import name_key
+from chanest.errors import MissingInputError
 from chanest.studies.link import Link, LinkParams, mcs_name, nmse_table, pusch_config, simulate_curve
 from chanest.utils.io import write_npz
 
@@ -139,7 +140,7 @@ def save(path: str | os.PathLike, records: list[dict]) -> None:
 def load(path: str | os.PathLike) -> list[dict]:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no link simulation; run `dvc repro link/dvc.yaml`")
+        raise MissingInputError(f"{path}: no link simulation; run `dvc repro link/dvc.yaml`")
     with np.load(path, allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
         return [{**m, "snr_db": z["snr_db"][z["curve"] == i], "pdp_index": z["pdp_index"][z["curve"] == i],

@@ -24,6 +24,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from chanest.errors import InputError
 from chanest.evaluation import stats
 from chanest.evaluation.report import LEARNED, METHODS, TestErrors
 from chanest.utils.params import Range
@@ -64,7 +65,7 @@ def summarise(errors: TestErrors, n_boot: int, seed: int) -> dict:
     """
     snrs = np.unique(errors.snr_db)
     if len(snrs) != 1:
-        raise ValueError(f"{errors.scenario}: an operating point has one SNR, got {snrs.tolist()}")
+        raise InputError(f"{errors.scenario}: an operating point has one SNR, got {snrs.tolist()}")
     rng = np.random.default_rng([seed, name_key(errors.scenario), 1])
     weights = np.vstack([np.ones((1, len(errors.index))),
                          stats.cluster_weights(errors.pdp_index, n_boot, rng)])

@@ -25,7 +25,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from chanest import config
 from chanest.estimators import lora
 from chanest.estimators.checkpoint import load_estimator, read_config
 from chanest.estimators.model import ChannelEstimator, EstimatorConfig, n_parameters
@@ -35,6 +34,7 @@ from chanest.channel.pdp import PDPSet, name_key
 from chanest.channel.preprocess import load_processed
 from chanest.channel.sampler import ChannelBatch, ChannelSampler
 from chanest.training.train import TrainConfig, TrainResult, train
+from chanest.training.train import train_config
 
 METHODS = ("lora", "full_ft", "scratch")
 
@@ -48,7 +48,7 @@ def settings(params: dict[str, Any]) -> tuple[lora.LoraParams, TrainConfig]:
         raise ParamsError(f"params: lora must be a mapping, got {section!r}")
     keys = {f.name for f in dataclasses.fields(lora.LoraParams)}
     lp = from_section(lora.LoraParams, {k: v for k, v in section.items() if k in keys}, "lora")
-    return lp, config.train(params, "lora", exclude=tuple(keys))
+    return lp, train_config(params, "lora", exclude=tuple(keys))
 
 
 def check_budget(value: object, key: str = "lora.target_pdps") -> Budget:

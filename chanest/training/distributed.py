@@ -26,6 +26,8 @@ from contextlib import contextmanager
 import torch
 import torch.distributed as dist
 
+from chanest.errors import ParamsError
+
 log = logging.getLogger(__name__)
 
 
@@ -41,7 +43,7 @@ def relaunch(nproc: int, module: str, args: Sequence[str] = (), key: str = "npro
     ``key`` names the param in errors. The exit status is torchrun's (non-zero if any rank failed).
     """
     if nproc < 1:
-        raise ValueError(f"params: {key} = {nproc} must be >= 1")
+        raise ParamsError(f"params: {key} = {nproc} must be >= 1")
     if nproc == 1 or launched():
         return
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",

@@ -35,7 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from chanest.training import distributed
 from chanest.estimators.checkpoint import load_training_state, save_training_state
-from chanest.utils.params import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, Range
+from chanest.utils.params import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, Range, from_section, get
 from chanest.channel.sampler import ChannelBatch, ChannelSampler, nmse
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,15 @@ class TrainConfig:
         if self.batch_size % self.nproc:
             raise ValueError(f"batch_size {self.batch_size} must be divisible by nproc {self.nproc} "
                              f"(each process trains on batch_size / nproc samples of the global batch)")
+
+
+def train_config(params: dict, section: str, exclude: tuple[str, ...] = ()) -> TrainConfig:
+    """The optimisation keys of params section ``section`` (``base`` or ``lora``) as a
+    :class:`TrainConfig`; ``exclude``: the section's other keys (the adapter's, in ``lora``)."""
+    raw = {k: v for k, v in get(params, section).items() if k not in exclude}
+    if raw.get("amp") is False:  # YAML 1.1 reads a bare `off` (also from `dvc exp run -S`) as false
+        raw["amp"] = "off"
+    return from_section(TrainConfig, raw, section)
 
 
 def resolve_device(name: str) -> torch.device:

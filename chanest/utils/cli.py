@@ -8,13 +8,13 @@ import os
 import sys
 from collections.abc import Callable
 
-from chanest.errors import CheckpointError, ParamsError, PDPError
+from chanest.errors import CheckpointError, InputError, MissingInputError
 from chanest.utils import cpu
 
-#: Errors that are the user's input, reported in one line without a traceback.
-INPUT_ERRORS: tuple[type[BaseException], ...] = (
-    ParamsError, PDPError, CheckpointError, FileNotFoundError, KeyError, ValueError,
-)
+#: The project's own input errors (params, PDP files, checkpoints, stale or missing outputs of an
+#: earlier stage), reported in one line without a traceback. Any other exception is a defect of
+#: the code and shows its traceback.
+INPUT_ERRORS: tuple[type[BaseException], ...] = (InputError, CheckpointError, MissingInputError)
 
 
 def setup_logging() -> None:

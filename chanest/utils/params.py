@@ -144,13 +144,19 @@ def _check(value: Any, tp: Any, key: str) -> Any:
     raise ParamsError(f"params: {key} = {value!r} is not of type {getattr(tp, '__name__', tp)}{hint}")
 
 
-def from_section(cls: type[T], section: dict[str, Any] | None, name: str) -> T:
-    """Build dataclass ``cls`` from the params section ``name``, checking keys and types."""
+def from_section(cls: type[T], section: dict[str, Any] | None, name: str,
+                 given: dict[str, Any] | None = None) -> T:
+    """Build dataclass ``cls`` from the params section ``name``, checking keys and types.
+
+    ``given``: fields of ``cls`` that the caller sets and the section must not (e.g. the numerology
+    of an estimator's config, which comes from the ``ofdm`` section).
+    """
     section = {} if section is None else section
+    given = {} if given is None else given
     if not isinstance(section, dict):
         raise ParamsError(f"params: {name} must be a mapping, got {section!r}")
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
+    known = {f.name for f in dataclasses.fields(cls)} - set(given)
     unknown = sorted(set(section) - known)
     if unknown:
         raise ParamsError(f"params: unknown key(s) {', '.join(f'{name}.{k}' for k in unknown)}; "
@@ -158,6 +164,6 @@ def from_section(cls: type[T], section: dict[str, Any] | None, name: str) -> T:
     values = {k: _check(v, hints[k], f"{name}.{k}") for k, v in section.items()}
     check_ranges(values, getattr(cls, "RANGES", {}), name)
     try:
-        return cls(**values)
+        return cls(**values, **given)
     except (TypeError, ValueError) as err:
         raise ParamsError(f"params: {name}: {err}") from err

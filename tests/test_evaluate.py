@@ -118,3 +118,13 @@ def test_test_errors_round_trip(tmp_path):
     assert b.scenario == a.scenario and b.meta == a.meta and b.errors.keys() == a.errors.keys()
     assert all(np.array_equal(a.errors[k], b.errors[k]) for k in a.errors)
     assert np.array_equal(a.pdp_index, b.pdp_index) and np.array_equal(a.snr_db, b.snr_db)
+
+
+def test_a_method_the_report_does_not_know_fails_naming_it():
+    """An evaluation part with a method outside METHODS stops the report (it would otherwise be a
+    row that silently never appears)."""
+    reference, adapters = parts(np.random.default_rng(6), lora_factor=0.9)
+    ref = reference["UMa_Los"]
+    reference["UMa_Los"] = dataclasses.replace(ref, errors={**ref.errors, "resnet": ref.errors["base"]})
+    with pytest.raises(ValueError, match=r"UMa_Los: the evaluation parts hold \['resnet'\]"):
+        build_report(reference, adapters, cross_n_samples=50, n_boot=200, seed=7)

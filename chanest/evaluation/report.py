@@ -141,6 +141,11 @@ def build_report(
         if own is not None:
             own.check_same_samples(ref, f"adapter {scenario} on {scenario}")
             errors.update(own.errors)
+        unknown = sorted(set(errors) - set(METHODS))
+        if unknown:  # a method the report has no row for is an error, never a silently missing row
+            raise InputError(f"{scenario}: the evaluation parts hold {unknown}, which the report does not "
+                             f"know (METHODS: {', '.join(METHODS)}): stale parts (re-run `dvc repro`) "
+                             "or a method not added to chanest.evaluation.report.METHODS")
         snrs = np.unique(ref.snr_db)
         rng = np.random.default_rng([seed, name_key(scenario)])
         weights = np.vstack([np.ones((1, len(ref.index))),

@@ -128,3 +128,21 @@ def test_a_method_the_report_does_not_know_fails_naming_it():
     reference["UMa_Los"] = dataclasses.replace(ref, errors={**ref.errors, "resnet": ref.errors["base"]})
     with pytest.raises(ValueError, match=r"UMa_Los: the evaluation parts hold \['resnet'\]"):
         build_report(reference, adapters, cross_n_samples=50, n_boot=200, seed=7)
+
+
+def test_paired_db_is_the_test_set_then_its_pdp_resamples_and_estimate_rounds_both():
+    """Row 0 of PairedDB is the plain per-SNR mean NMSE in dB; ``mean_over`` averages the SNRs of a
+    range; ``estimate`` reports row 0 and the percentile interval of the replicates."""
+    from chanest.evaluation import stats
+
+    rng = np.random.default_rng(8)
+    snr = np.repeat(np.array([-10.0, 0.0, 10.0, 20.0]), 50)
+    err = 10 ** (-snr / 10) * rng.uniform(0.5, 1.5, len(snr))
+    paired = stats.PairedDB(np.ones(len(snr)), snr, rng.integers(0, 20, len(snr)), 300, rng)
+    db = paired(err)
+    assert db.shape == (301, 4) and list(paired.snrs) == [-10.0, 0.0, 10.0, 20.0]
+    plain = [10 * np.log10(err[snr == s].mean()) for s in paired.snrs]
+    np.testing.assert_allclose(db[0], plain, rtol=1e-12)
+    np.testing.assert_allclose(paired.mean_over(db, (0.0, 30.0))[0], np.mean(plain[1:]), rtol=1e-12)
+    value, (low, high) = stats.estimate(paired.mean_over(db, (0.0, 30.0)))
+    assert value == round(float(np.mean(plain[1:])), 3) and low < value < high

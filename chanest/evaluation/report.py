@@ -146,13 +146,10 @@ def build_report(
             raise InputError(f"{scenario}: the evaluation parts hold {unknown}, which the report does not "
                              f"know (METHODS: {', '.join(METHODS)}): stale parts (re-run `dvc repro`) "
                              "or a method not added to chanest.evaluation.report.METHODS")
-        snrs = np.unique(ref.snr_db)
-        rng = np.random.default_rng([seed, name_key(scenario)])
-        weights = np.vstack([np.ones((1, len(ref.index))),
-                             stats.cluster_weights(ref.pdp_index, n_boot, rng)])
-        db = {m: stats.snr_means_db(errors[m] / ref.energy, ref.snr_db, snrs, weights)
-              for m in METHODS if m in errors}  # (1 + n_boot, n_snr); row 0: the full test set
-        in_gap = (snrs >= GAP_SNR_DB[0]) & (snrs <= GAP_SNR_DB[1])
+        paired = stats.PairedDB(ref.energy, ref.snr_db, ref.pdp_index, n_boot,
+                                np.random.default_rng([seed, name_key(scenario)]))
+        snrs = paired.snrs
+        db = {m: paired(errors[m]) for m in METHODS if m in errors}  # (1 + n_boot, n_snr)
         metrics[scenario] = {}
         for m, d in db.items():
             half = np.diff(stats.interval(d[1:]), axis=-1)[:, 0] / 2
@@ -161,23 +158,20 @@ def build_report(
                 rows.append({"scenario": scenario, "method": m, "snr_db": float(s),
                              "nmse_db": _r(d[0, j], 4), "ci_db": _r(half[j], 4),
                              "nmse_agg_db": _r(10 * math.log10(errors[m][at].sum() / ref.energy[at].sum()), 4)})
-            gap = (d[:, in_gap] - db["lmmse_genie"][:, in_gap]).mean(axis=1)
             entry = {"nmse_db_mean": _r(d[0].mean())}
             for s in (10.0, 20.0):
                 if s in snrs:
                     entry[f"nmse_db_at_{int(s)}"] = _r(d[0, snrs == s][0])
-            entry["gap_to_genie_db"] = _r(gap[0])
-            entry["gap_to_genie_ci_db"] = [_r(v) for v in stats.interval(gap[1:])]
+            entry["gap_to_genie_db"], entry["gap_to_genie_ci_db"] = stats.estimate(
+                paired.mean_over(d - db["lmmse_genie"], GAP_SNR_DB))
             if m in LEARNED and "nomp" in db:  # paired: how far ahead of NOMP (> 0: ahead)
-                ahead = (db["nomp"][:, in_gap] - d[:, in_gap]).mean(axis=1)
-                entry["ahead_of_nomp_db"] = _r(ahead[0])
-                entry["ahead_of_nomp_ci_db"] = [_r(v) for v in stats.interval(ahead[1:])]
+                entry["ahead_of_nomp_db"], entry["ahead_of_nomp_ci_db"] = stats.estimate(
+                    paired.mean_over(db["nomp"] - d, GAP_SNR_DB))
             metrics[scenario][m] = entry
         for m in ("lora", "full_ft", "scratch"):
-            if m in db:
-                gain = (db["base"] - db[m]).mean(axis=1)
-                metrics[scenario][f"{m}_gain_db"] = _r(gain[0])
-                metrics[scenario][f"{m}_gain_ci_db"] = [_r(v) for v in stats.interval(gain[1:])]
+            if m in db:  # over every SNR of the sweep
+                metrics[scenario][f"{m}_gain_db"], metrics[scenario][f"{m}_gain_ci_db"] = stats.estimate(
+                    (db["base"] - db[m]).mean(axis=1))
         if own is not None:
             metrics[scenario]["trainable_parameters"] = own.meta["trainable_parameters"]
 

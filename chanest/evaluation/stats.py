@@ -53,3 +53,33 @@ def interval(replicates: np.ndarray) -> np.ndarray:
     """
     tail = 100.0 * (1.0 - LEVEL) / 2.0
     return np.moveaxis(np.nanpercentile(replicates, [tail, 100.0 - tail], axis=0), 0, -1)
+
+
+class PairedDB:
+    """Methods' NMSE in dB at each SNR of one test set, on the full set and on ``n_boot`` PDP
+    resamples, every method on the same weights: any difference of two methods is paired.
+
+    energy, snr_db, pdp_index: (n,) of the test samples (``||H||^2``, SNR in dB, the PDP each came
+    from); ``rng`` draws the resamples. ``self(err)`` for a method's (n,) squared errors returns
+    (1 + n_boot, n_snr): row 0 the full test set, then the replicates, columns ``self.snrs``.
+    """
+
+    def __init__(self, energy: np.ndarray, snr_db: np.ndarray, pdp_index: np.ndarray, n_boot: int,
+                 rng: np.random.Generator):
+        self.energy, self.snr_db = energy, snr_db
+        self.snrs = np.unique(snr_db)
+        self.weights = np.vstack([np.ones((1, len(snr_db))), cluster_weights(pdp_index, n_boot, rng)])
+
+    def __call__(self, err: np.ndarray) -> np.ndarray:
+        return snr_means_db(err / self.energy, self.snr_db, self.snrs, self.weights)
+
+    def mean_over(self, db: np.ndarray, snr_range_db: tuple[float, float]) -> np.ndarray:
+        """(1 + n_boot,): the mean of (1 + n_boot, n_snr) ``db`` over the SNRs in ``snr_range_db``."""
+        inside = (self.snrs >= snr_range_db[0]) & (self.snrs <= snr_range_db[1])
+        return db[:, inside].mean(axis=1)
+
+
+def estimate(replicates: np.ndarray, digits: int = 3) -> tuple[float, list[float]]:
+    """``(value, [low, high])`` of (1 + n_boot,) ``replicates``: row 0 and the percentile interval
+    of the others, rounded to ``digits`` (how every report prints a paired number)."""
+    return round(float(replicates[0]), digits), [round(float(v), digits) for v in interval(replicates[1:])]

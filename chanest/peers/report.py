@@ -58,12 +58,10 @@ def compare(
                     raise InputError(f"peer {peer}{suffix} on {scenario}: chanest has no {mine} there")
                 errors[peer + suffix] = part.errors[peer + suffix]
                 pairs[peer + suffix] = mine
-    snrs = np.unique(reference.snr_db)
-    rng = np.random.default_rng([seed, name_key(scenario)])
-    weights = np.vstack([np.ones((1, len(reference.index))),
-                         stats.cluster_weights(reference.pdp_index, n_boot, rng)])
-    db = {m: stats.snr_means_db(e / reference.energy, reference.snr_db, snrs, weights) for m, e in errors.items()}
-    in_gap = (snrs >= GAP_SNR_DB[0]) & (snrs <= GAP_SNR_DB[1])
+    paired = stats.PairedDB(reference.energy, reference.snr_db, reference.pdp_index, n_boot,
+                            np.random.default_rng([seed, name_key(scenario)]))
+    snrs = paired.snrs
+    db = {m: paired(e) for m, e in errors.items()}
     rows, metrics = [], {}
     for m, d in db.items():
         half = np.diff(stats.interval(d[1:]), axis=-1)[:, 0] / 2
@@ -72,13 +70,13 @@ def compare(
             rows.append({"scenario": scenario, "method": m, "snr_db": float(s), "nmse_db": _r(d[0, j], 4),
                          "ci_db": _r(half[j], 4),
                          "nmse_agg_db": _r(10 * math.log10(errors[m][at].sum() / reference.energy[at].sum()), 4)})
-        gap = (d[:, in_gap] - db["lmmse_genie"][:, in_gap]).mean(axis=1)
-        entry = {"gap_to_genie_db": _r(gap[0]), "gap_to_genie_ci_db": [_r(v) for v in stats.interval(gap[1:])]}
+        entry = {}
+        entry["gap_to_genie_db"], entry["gap_to_genie_ci_db"] = stats.estimate(
+            paired.mean_over(d - db["lmmse_genie"], GAP_SNR_DB))
         if m in pairs:
-            ahead = (d[:, in_gap] - db[pairs[m]][:, in_gap]).mean(axis=1)
             entry["versus"] = pairs[m]
-            entry["chanest_ahead_db"] = _r(ahead[0])
-            entry["chanest_ahead_ci_db"] = [_r(v) for v in stats.interval(ahead[1:])]
+            entry["chanest_ahead_db"], entry["chanest_ahead_ci_db"] = stats.estimate(
+                paired.mean_over(d - db[pairs[m]], GAP_SNR_DB))
         metrics[m] = entry
     return rows, metrics
 

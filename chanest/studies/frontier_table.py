@@ -38,19 +38,12 @@ def table(reference: TestErrors, cells: dict[adapt.Budget, TestErrors], n_boot: 
     (positive: worse), with its own interval.
     """
     scenario = reference.scenario
-    snrs = np.unique(reference.snr_db)
-    in_gap = (snrs >= GAP_SNR_DB[0]) & (snrs <= GAP_SNR_DB[1])
-    rng = np.random.default_rng([seed, name_key(scenario)])
-    weights = np.vstack([np.ones((1, len(reference.index))),
-                         stats.cluster_weights(reference.pdp_index, n_boot, rng)])
-
-    def db(err: np.ndarray) -> np.ndarray:  # (1 + n_boot, n_snr)
-        return stats.snr_means_db(err / reference.energy, reference.snr_db, snrs, weights)
-
-    genie = db(reference.errors["lmmse_genie"])
+    paired = stats.PairedDB(reference.energy, reference.snr_db, reference.pdp_index, n_boot,
+                            np.random.default_rng([seed, name_key(scenario)]))
+    genie = paired(reference.errors["lmmse_genie"])
 
     def gap(err: np.ndarray) -> np.ndarray:  # (1 + n_boot,)
-        return (db(err)[:, in_gap] - genie[:, in_gap]).mean(axis=1)
+        return paired.mean_over(paired(err) - genie, GAP_SNR_DB)
 
     entries = [("base", None, 0, 0, 0.0, gap(reference.errors["base"]))]
     for budget, part in cells.items():
@@ -63,19 +56,14 @@ def table(reference: TestErrors, cells: dict[adapt.Budget, TestErrors], n_boot: 
     base_gap = entries[0][5]
     rows = []
     for method, r, n_pdps, trainable, wall, g in entries:
+        value, (lo, hi) = stats.estimate(g)
         row = {"scenario": scenario, "method": method, "r": r, "target_pdps": n_pdps,
-               "trainable_parameters": trainable, "gap_to_genie_db": round(float(g[0]), 3)}
-        lo, hi = stats.interval(g[1:])
-        row |= {"ci_low_db": round(float(lo), 3), "ci_high_db": round(float(hi), 3)}
+               "trainable_parameters": trainable, "gap_to_genie_db": value, "ci_low_db": lo, "ci_high_db": hi}
         if ref_all is not None:
-            d = g - ref_all
-            lo, hi = stats.interval(d[1:])
-            row |= {"delta_vs_full_ft_all_db": round(float(d[0]), 3),
-                    "delta_ci_low_db": round(float(lo), 3), "delta_ci_high_db": round(float(hi), 3)}
-        gain = base_gap - g
-        lo, hi = stats.interval(gain[1:])
-        row |= {"gain_vs_base_db": round(float(gain[0]), 3), "gain_ci_low_db": round(float(lo), 3),
-                "gain_ci_high_db": round(float(hi), 3)}
+            value, (lo, hi) = stats.estimate(g - ref_all)
+            row |= {"delta_vs_full_ft_all_db": value, "delta_ci_low_db": lo, "delta_ci_high_db": hi}
+        value, (lo, hi) = stats.estimate(base_gap - g)
+        row |= {"gain_vs_base_db": value, "gain_ci_low_db": lo, "gain_ci_high_db": hi}
         rows.append(row | {"wall_s": wall})
     df = pd.DataFrame(rows)
     df["r"] = df["r"].astype("Int64")

@@ -66,26 +66,20 @@ def summarise(errors: TestErrors, n_boot: int, seed: int) -> dict:
     snrs = np.unique(errors.snr_db)
     if len(snrs) != 1:
         raise InputError(f"{errors.scenario}: an operating point has one SNR, got {snrs.tolist()}")
-    rng = np.random.default_rng([seed, name_key(errors.scenario), 1])
-    weights = np.vstack([np.ones((1, len(errors.index))),
-                         stats.cluster_weights(errors.pdp_index, n_boot, rng)])
-    db = {m: stats.snr_means_db(errors.errors[m] / errors.energy, errors.snr_db, snrs, weights)[:, 0]
-          for m in METHODS if m in errors.errors}  # (1 + n_boot,); [0]: the full test set
+    paired = stats.PairedDB(errors.energy, errors.snr_db, errors.pdp_index, n_boot,
+                            np.random.default_rng([seed, name_key(errors.scenario), 1]))
+    db = {m: paired(errors.errors[m])[:, 0] for m in METHODS if m in errors.errors}  # (1 + n_boot,)
     out: dict = {"snr_db": round(float(snrs[0]), 3), "n_samples": len(errors.index),
                  "test_pdps": int(len(np.unique(errors.pdp_index)))}
     for m, d in db.items():
-        gap = d - db["lmmse_genie"]
-        out[m] = {"nmse_db": _r(d[0]), "nmse_ci_db": [_r(v) for v in stats.interval(d[1:])],
-                  "gap_to_genie_db": _r(gap[0]), "gap_to_genie_ci_db": [_r(v) for v in stats.interval(gap[1:])]}
+        out[m] = {}
+        out[m]["nmse_db"], out[m]["nmse_ci_db"] = stats.estimate(d)
+        out[m]["gap_to_genie_db"], out[m]["gap_to_genie_ci_db"] = stats.estimate(d - db["lmmse_genie"])
         if m in LEARNED and "nomp" in db:  # paired: how far ahead of NOMP (> 0: ahead)
-            ahead = db["nomp"] - d
-            out[m]["ahead_of_nomp_db"] = _r(ahead[0])
-            out[m]["ahead_of_nomp_ci_db"] = [_r(v) for v in stats.interval(ahead[1:])]
+            out[m]["ahead_of_nomp_db"], out[m]["ahead_of_nomp_ci_db"] = stats.estimate(db["nomp"] - d)
     for m in ADAPTED:
         if m in db:
-            gain = db["base"] - db[m]
-            out[f"{m}_gain_db"] = _r(gain[0])
-            out[f"{m}_gain_ci_db"] = [_r(v) for v in stats.interval(gain[1:])]
+            out[f"{m}_gain_db"], out[f"{m}_gain_ci_db"] = stats.estimate(db["base"] - db[m])
     return out
 
 

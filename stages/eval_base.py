@@ -16,11 +16,10 @@ from pathlib import Path
 from chanest import config
 from chanest.channel import data
 from chanest.channel.pdp import check_scenario
-from chanest.channel.preprocess import GROUPS, load_processed
-from chanest.estimators.baselines import StatLMMSE
+from chanest.channel.preprocess import GROUPS
 from chanest.estimators.checkpoint import load_estimator
 from chanest.estimators.nomp import NOMP
-from chanest.evaluation.evaluate import baselines, evaluate, test_set
+from chanest.evaluation.evaluate import evaluate, scenario_methods, test_set
 from chanest.training.train import resolve_device
 from chanest.errors import InputError
 from chanest.utils import cli
@@ -40,8 +39,7 @@ def main() -> None:
     base = load_estimator(BASE, device).eval()
     batch = test_set(data.sampler(processed, [scenario], "test", ofdm, norm, device), ev.snr_db, ev.n_samples,
                      ev.seed)
-    stat = StatLMMSE.from_pdps(load_processed(processed, scenario, "train"), ofdm, device=device)
-    methods = baselines(ofdm, stat, NOMP(ofdm, nomp_config(params))) | {"base": lambda b: base(b.h_ls, b.snr_db)}
+    methods = scenario_methods(ofdm, processed, scenario, device, NOMP(ofdm, nomp_config(params)), {"base": base})
     evaluate(scenario, methods, batch, ev.batch_size).save(OUT / f"{scenario}.npz")
 
 

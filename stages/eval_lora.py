@@ -20,15 +20,13 @@ import numpy as np
 
 from chanest import config
 from chanest.channel import data
-from chanest.estimators.checkpoint import load_estimator
-from chanest.estimators.lora import merged_path, read_meta
-from chanest.evaluation.evaluate import cross_mask, evaluate, test_set
+from chanest.estimators.lora import load_adapted, read_meta
+from chanest.evaluation.evaluate import cross_mask, evaluate, learned, test_set
 from chanest.training.train import resolve_device
 from chanest.utils import cli
 from chanest.utils.params import load_params
 
 PROCESSED, LORA, OUT = Path("data/processed"), Path("models/lora"), Path("data/eval")
-REFERENCES = ("full_ft", "scratch")  # trained beside the adapter with lora.full_ft / lora.scratch
 
 
 def main() -> None:
@@ -37,22 +35,19 @@ def main() -> None:
     sources, targets = config.scenarios(params)
     device = resolve_device(ev.device)
     groups = {s: "sources" for s in sources} | {t: "targets" for t in targets}
-    adapters = {t: load_estimator(merged_path(LORA / t).parent, device).eval() for t in targets}
+    adapted = {t: load_adapted(LORA / t, device) for t in targets}  # lora, then its references
     for scenario, group in groups.items():
         batch = test_set(data.sampler(PROCESSED / group, [scenario], "test", ofdm, norm, device), ev.snr_db,
                          ev.n_samples, ev.seed)
-        if scenario in adapters:  # the adapter (and its references) on its own full test set
-            models = {"lora": adapters[scenario]}
-            models |= {r: load_estimator(LORA / scenario / r, device).eval()
-                       for r in REFERENCES if (LORA / scenario / r).is_dir()}
+        if scenario in adapted:  # the adapter (and its references) on its own full test set
             meta = {"trainable_parameters": read_meta(LORA / scenario)["trainable_parameters"]}
-            methods = {name: (lambda b, m=m: m(b.h_ls, b.snr_db)) for name, m in models.items()}
-            evaluate(scenario, methods, batch, ev.batch_size, meta=meta).save(OUT / "lora" / f"{scenario}.npz")
+            evaluate(scenario, learned(adapted[scenario]), batch, ev.batch_size, meta=meta).save(
+                OUT / "lora" / f"{scenario}.npz")
         index = np.flatnonzero(cross_mask(batch.snr_db, ev.cross_n_samples))
-        for target, model in adapters.items():
+        for target, models in adapted.items():
             if target != scenario:
-                evaluate(scenario, {"lora": lambda b, m=model: m(b.h_ls, b.snr_db)}, batch, ev.batch_size,
-                         index).save(OUT / "cross" / target / f"{scenario}.npz")
+                evaluate(scenario, learned({"lora": models["lora"]}), batch, ev.batch_size, index).save(
+                    OUT / "cross" / target / f"{scenario}.npz")
 
 
 if __name__ == "__main__":

@@ -13,15 +13,13 @@ from pathlib import Path
 from chanest.utils import cli
 from chanest import config
 from chanest.channel import data
-from chanest.estimators.baselines import StatLMMSE
 from chanest.estimators.checkpoint import load_estimator
+from chanest.estimators.lora import load_adapted
 from chanest.estimators.nomp import NOMP
-from chanest.evaluation.evaluate import baselines, evaluate, test_set
+from chanest.evaluation.evaluate import evaluate, scenario_methods, test_set
 from chanest.utils.io import write_csv, write_json
-from chanest.estimators.lora import merged_path
 from chanest.utils.params import ParamsError, from_section, get, load_params
 from chanest.studies.points import PointsParams, summarise, table
-from chanest.channel.preprocess import load_processed
 from chanest.training.train import resolve_device
 from chanest.estimators.nomp import nomp_config
 
@@ -44,17 +42,11 @@ def main() -> None:
             raise ParamsError(f"params: points.snr_db.{scenario}: not a scenario of scenarios.sources "
                               f"or scenarios.targets ({', '.join(known)})")
     for scenario, snr_db in points.snr_db.items():
-        models = {"base": base}
-        if (LORA / scenario).is_dir():
-            models["lora"] = load_estimator(merged_path(LORA / scenario).parent, device).eval()
-            for reference in ("full_ft", "scratch"):
-                if (LORA / scenario / reference).is_dir():
-                    models[reference] = load_estimator(LORA / scenario / reference, device).eval()
+        models = {"base": base} | (load_adapted(LORA / scenario, device) if (LORA / scenario).is_dir() else {})
         processed = PROCESSED / ("sources" if scenario in sources else "targets")
         sampler = data.sampler(processed, [scenario], "test", ofdm, norm, device)
         batch = test_set(sampler, (snr_db,), points.n_samples, points.seed)
-        stat = StatLMMSE.from_pdps(load_processed(processed, scenario, "train"), ofdm, device=device)
-        methods = baselines(ofdm, stat, nomp) | {name: (lambda b, m=m: m(b.h_ls, b.snr_db)) for name, m in models.items()}
+        methods = scenario_methods(ofdm, processed, scenario, device, nomp, models)
         metrics[scenario] = summarise(evaluate(scenario, methods, batch, ev.batch_size), ev.n_boot, ev.seed)
     write_json(REPORTS / "points.json", metrics)
     write_csv(table(metrics), REPORTS / "points.csv")

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch import nn
 
-from chanest.estimators.checkpoint import WEIGHTS, CheckpointError, save_estimator
+from chanest.estimators.checkpoint import WEIGHTS, CheckpointError, load_estimator, save_estimator
 from chanest.utils.io import write_json
 from chanest.estimators.model import ChannelEstimator
 from chanest.utils.params import COUNT, DROPOUT, POSITIVE, Range
@@ -196,6 +196,20 @@ def load_adapter(base: ChannelEstimator, directory: str | os.PathLike, check_bas
     if stray:
         raise AdapterError(f"{directory}: adapter keys not placed on the base: {stray[:10]}")
     return model
+
+
+#: The references a transfer may train beside the adapter (``lora.full_ft``, ``lora.scratch``),
+#: saved in sub-directories of the adapter's directory.
+REFERENCES = ("full_ft", "scratch")
+
+
+def load_adapted(directory: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, ChannelEstimator]:
+    """A target's adapted estimators, in eval mode: ``lora`` (the adapter's merged weights), then
+    each reference trained beside it."""
+    directory = Path(directory)
+    models = {"lora": load_estimator(merged_path(directory).parent, device).eval()}
+    models |= {r: load_estimator(directory / r, device).eval() for r in REFERENCES if (directory / r).is_dir()}
+    return models
 
 
 def merged_path(directory: str | os.PathLike) -> Path:

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from chanest.channel.ofdm import OFDMConfig
 from chanest.channel.pdp import name_key
+from chanest.channel.preprocess import load_processed
 from chanest.channel.sampler import ChannelBatch, ChannelSampler
 from chanest.estimators.baselines import StatLMMSE, genie_lmmse, ls_linear
 from chanest.estimators.nomp import NOMP
@@ -77,6 +79,26 @@ def baselines(ofdm: OFDMConfig, stat: StatLMMSE, nomp: NOMP | None = None) -> di
         methods["nomp"] = lambda b: nomp(b.h_ls, b.noise_var)
     methods["lmmse_genie"] = lambda b: genie_lmmse(b.h_ls, b.delays_s, b.powers, b.noise_var, ofdm)
     return methods
+
+
+def learned(models: dict[str, nn.Module]) -> dict[str, Estimator]:
+    """Learned estimators as methods: each called on a batch's LS pilots and SNR."""
+    return {name: (lambda b, m=m: m(b.h_ls, b.snr_db)) for name, m in models.items()}
+
+
+def scenario_methods(
+    ofdm: OFDMConfig,
+    processed_dir: str | os.PathLike,
+    scenario: str,
+    device: torch.device | str,
+    nomp: NOMP | None = None,
+    models: dict[str, nn.Module] | None = None,
+) -> dict[str, Estimator]:
+    """The methods evaluated on one scenario, in the reports' order: the classical ones
+    (:func:`baselines`, its LMMSE with the statistics of the scenario's train PDPs in
+    ``processed_dir``; NOMP if given), then the learned ``models`` (:func:`learned`)."""
+    stat = StatLMMSE.from_pdps(load_processed(processed_dir, scenario, "train"), ofdm, device=device)
+    return baselines(ofdm, stat, nomp) | learned(models or {})
 
 
 def slice_batch(batch: ChannelBatch, start: int, stop: int) -> ChannelBatch:

@@ -238,20 +238,16 @@ _WORKER: dict = {}
 
 def estimators(task: GridLinkTask, device: torch.device) -> dict[str, Estimate]:
     """Every method of ``task`` but ``perfect`` as an :data:`Estimate` on a :class:`ChannelBatch`."""
-    from chanest.estimators.baselines import StatLMMSE
     from chanest.estimators.checkpoint import load_estimator
     from chanest.estimators.lora import merged_path
     from chanest.estimators.nomp import NOMP
-    from chanest.evaluation.evaluate import baselines
-    from chanest.channel.preprocess import load_processed
+    from chanest.evaluation.evaluate import scenario_methods
 
     ofdm = task.ofdm
-    stat = StatLMMSE.from_pdps(load_processed(task.processed, task.target, "train"), ofdm, device=device)
-    methods = baselines(ofdm, stat, NOMP(ofdm, task.nomp))
-    for name, directory in (("base", task.base), ("lora", merged_path(f"{task.lora}/{task.target}").parent)):
-        if name in task.params.methods:
-            model = load_estimator(directory, device).eval()
-            methods[name] = lambda b, m=model: m(b.h_ls, b.snr_db)
+    models = {name: load_estimator(directory, device).eval()
+              for name, directory in (("base", task.base), ("lora", merged_path(f"{task.lora}/{task.target}").parent))
+              if name in task.params.methods}
+    methods = scenario_methods(ofdm, task.processed, task.target, device, NOMP(ofdm, task.nomp), models)
     return {m: methods[m] for m in task.params.methods if m != "perfect"}
 
 

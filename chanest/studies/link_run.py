@@ -51,12 +51,10 @@ _WORKER: dict = {}
 
 def _init_worker(task: LinkTask) -> None:
     from chanest.channel import data
-    from chanest.estimators.baselines import StatLMMSE
     from chanest.estimators.checkpoint import load_estimator
     from chanest.utils.cli import setup_logging, tune_malloc
-    from chanest.evaluation.evaluate import baselines
+    from chanest.evaluation.evaluate import scenario_methods
     from chanest.estimators.lora import merged_path
-    from chanest.channel.preprocess import load_processed
     from chanest.training.train import resolve_device
 
     tune_malloc()
@@ -69,11 +67,9 @@ def _init_worker(task: LinkTask) -> None:
     ofdm, norm = task.ofdm, task.normalisation
     test = data.sampler(task.processed, [task.target], "test", ofdm, norm, device)
     val = data.sampler(task.processed, [task.target], "val", ofdm, norm, device)
-    stat = StatLMMSE.from_pdps(load_processed(task.processed, task.target, "train"), ofdm, device=device)
-    methods = baselines(ofdm, stat)
-    for name, directory in (("base", task.base), ("lora", merged_path(f"{task.lora}/{task.target}").parent)):
-        model = load_estimator(directory, device).eval()
-        methods[name] = lambda b, m=model: m(b.h_ls, b.snr_db)
+    models = {name: load_estimator(directory, device).eval()
+              for name, directory in (("base", task.base), ("lora", merged_path(f"{task.lora}/{task.target}").parent))}
+    methods = scenario_methods(ofdm, task.processed, task.target, device, models=models)
     grid = np.arange(-10.0, 47.5, 2.5)  # pilot SNR, dB
     err_var = {}
     for name in task.params.methods:

@@ -146,3 +146,26 @@ def test_paired_db_is_the_test_set_then_its_pdp_resamples_and_estimate_rounds_bo
     np.testing.assert_allclose(paired.mean_over(db, (0.0, 30.0))[0], np.mean(plain[1:]), rtol=1e-12)
     value, (low, high) = stats.estimate(paired.mean_over(db, (0.0, 30.0)))
     assert value == round(float(np.mean(plain[1:])), 3) and low < value < high
+
+
+def test_one_table_of_methods_drives_every_list_and_style():
+    """The report's rows, the learned and adapted lists, the frontier's order, the links' methods
+    and the figures' styles all come from chanest/evaluation/methods.py; an unknown name fails."""
+    from chanest.errors import InputError
+    from chanest.evaluation import methods
+    from chanest.evaluation.plots import LINK_STYLE, METHOD_STYLE
+    from chanest.evaluation.report import LEARNED, METHODS
+    from chanest.receiver.grid_link import METHODS as GRID_LINK
+    from chanest.studies.frontier_table import ORDER
+    from chanest.studies.link import METHODS as LINK
+    from chanest.studies.points import ADAPTED
+
+    assert METHODS == tuple(methods.TABLE) and list(METHOD_STYLE) == list(METHODS)
+    assert LEARNED == ("base", *ADAPTED) and ORDER == ("base", *ADAPTED) == ("base", "lora", "full_ft", "scratch")
+    assert {m for m in LINK + GRID_LINK if m != "perfect"} <= set(METHODS) and set(LINK_STYLE) >= set(GRID_LINK)
+    assert METHOD_STYLE["lmmse_genie"] == {"color": "#000000", "marker": "", "linestyle": "--",
+                                           "label": "genie LMMSE (bound)"}
+    with pytest.raises(InputError, match="unknown method 'resnet'; the methods are ls, lmmse_stat"):
+        methods.style("resnet")
+    with pytest.raises(InputError, match="unknown method 'lmse_stat'"):
+        methods.subset("ls", "lmse_stat")

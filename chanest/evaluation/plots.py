@@ -12,20 +12,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from chanest.evaluation import methods  # noqa: E402
 from chanest.utils.io import atomic_path  # noqa: E402
 
-#: One colour, marker and label per method: the PNGs use it, and so do the `dvc plots` templates in
-#: ``.dvc/plots/`` (their colour scales are checked against it by ``tests/test_plots_offline.py``).
-METHOD_STYLE = {
-    "ls": dict(color="#8c8c8c", marker="o", label="LS + linear"),
-    "lmmse_stat": dict(color="#1f77b4", marker="s", label="LMMSE (scenario stats)"),
-    "nomp": dict(color="#17becf", marker="P", label="NOMP (off-grid, training-free)"),
-    "lmmse_genie": dict(color="#000000", marker="", linestyle="--", label="genie LMMSE (bound)"),
-    "base": dict(color="#ff7f0e", marker="^", label="base"),
-    "lora": dict(color="#2ca02c", marker="v", label="LoRA"),
-    "full_ft": dict(color="#9467bd", marker="x", label="full fine-tuning"),
-    "scratch": dict(color="#8c564b", marker="D", label="from scratch"),
-}
+#: One colour, marker and label per method, from the table of methods: the PNGs use it, and so do
+#: the `dvc plots` templates in ``.dvc/plots/`` (checked by ``tests/test_plots_offline.py``).
+METHOD_STYLE = {m: methods.style(m) for m in methods.NAMES}
 
 
 def _save(fig: plt.Figure, path: str | os.PathLike) -> None:
@@ -53,7 +45,7 @@ def nmse_vs_snr(df: pd.DataFrame, scenario: str, path: str | os.PathLike) -> Non
     sub = df[df.scenario == scenario]
     for method, g in sub.groupby("method", sort=False):
         g = g.sort_values("snr_db")
-        style = METHOD_STYLE.get(method, dict(label=method))
+        style = METHOD_STYLE[methods.method(method).name]
         ax.errorbar(g.snr_db, g.nmse_db, yerr=g.ci_db, capsize=2, markersize=4, **style)
     ax.set(xlabel="SNR (dB)", ylabel="NMSE (dB)", title=scenario)
     ax.grid(alpha=0.3)
@@ -239,7 +231,7 @@ def bler_vs_snr(df: pd.DataFrame, crossings: dict, path: str | os.PathLike) -> N
         sub = df[df.mcs == mcs]
         for method, g in sub.groupby("method", sort=False):
             g = g.sort_values("snr_db")
-            style = dict(LINK_STYLE.get(method, dict(label=method)))
+            style = dict(LINK_STYLE[method if method in LINK_STYLE else methods.method(method).name])
             s10 = crossings.get(method, {}).get(mcs, {})
             if s10:
                 style["label"] = f"{style['label']}: {next(iter(s10.values())):.2f} dB"

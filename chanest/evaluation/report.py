@@ -24,17 +24,15 @@ import pandas as pd
 
 from chanest.channel.pdp import name_key
 from chanest.errors import InputError, MissingInputError
-from chanest.evaluation import stats
+from chanest.evaluation import methods, stats
 from chanest.utils.io import write_npz
 
 #: SNR range over which the gap to the genie bound is averaged (the project's quality goal).
 GAP_SNR_DB = (0.0, 30.0)
 
-#: The rows of a scenario in the reports, in this order (adapted models on targets only).
-METHODS = ("ls", "lmmse_stat", "nomp", "lmmse_genie", "base", "lora", "full_ft", "scratch")
-
-#: The learned methods, each compared with NOMP (the training-free off-grid peer) in the report.
-LEARNED = ("base", "lora", "full_ft", "scratch")
+#: The rows of a scenario in the reports, in this order (adapted models on targets only), and the
+#: learned methods, each compared with NOMP: from the one table of methods.
+METHODS, LEARNED = methods.NAMES, methods.LEARNED
 
 
 
@@ -145,7 +143,7 @@ def build_report(
         if unknown:  # a method the report has no row for is an error, never a silently missing row
             raise InputError(f"{scenario}: the evaluation parts hold {unknown}, which the report does not "
                              f"know (METHODS: {', '.join(METHODS)}): stale parts (re-run `dvc repro`) "
-                             "or a method not added to chanest.evaluation.report.METHODS")
+                             "or a method not in the table of chanest/evaluation/methods.py")
         paired = stats.PairedDB(ref.energy, ref.snr_db, ref.pdp_index, n_boot,
                                 np.random.default_rng([seed, name_key(scenario)]))
         snrs = paired.snrs
@@ -168,7 +166,7 @@ def build_report(
                 entry["ahead_of_nomp_db"], entry["ahead_of_nomp_ci_db"] = stats.estimate(
                     paired.mean_over(db["nomp"] - d, GAP_SNR_DB))
             metrics[scenario][m] = entry
-        for m in ("lora", "full_ft", "scratch"):
+        for m in methods.ADAPTED:
             if m in db:  # over every SNR of the sweep
                 metrics[scenario][f"{m}_gain_db"], metrics[scenario][f"{m}_gain_ci_db"] = stats.estimate(
                     (db["base"] - db[m]).mean(axis=1))

@@ -41,6 +41,7 @@ import torch
 from torch import Tensor
 
 from chanest.channel.ofdm import OFDMConfig
+from chanest.evaluation.methods import subset
 from chanest.channel.pdp import name_key
 from chanest.channel.sampler import ChannelSampler
 from chanest.receiver.estimator import ChanestEstimator, ErrorVariance, Estimate, calibrate
@@ -51,7 +52,7 @@ from chanest.utils.params import COUNT, Range
 log = logging.getLogger(__name__)
 
 #: ``perfect``: the equaliser told the true channel; the rest: estimators on the pilots.
-METHODS = ("perfect", "ls", "lmmse_stat", "lmmse_genie", "nomp", "base", "lora")
+METHODS = ("perfect", *subset("ls", "lmmse_stat", "lmmse_genie", "nomp", "base", "lora"))
 #: Pilot SNRs (dB) of the error-variance calibration (held at the ends beyond them).
 CALIBRATION_SNR_DB = tuple(np.arange(-10.0, 50.0, 2.5).tolist())
 

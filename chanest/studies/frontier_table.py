@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from chanest.training import adapt
-from chanest.evaluation import stats
+from chanest.evaluation import methods, stats
 from chanest.evaluation.report import GAP_SNR_DB, TestErrors
 from chanest.channel.pdp import name_key
 
@@ -25,7 +25,7 @@ from chanest.channel.pdp import name_key
 WITHIN_DB = 0.1
 
 #: The order of the methods in the table and figures.
-ORDER = ("base", "lora", "full_ft", "scratch")
+ORDER = ("base", *methods.ADAPTED)
 
 
 def table(reference: TestErrors, cells: dict[adapt.Budget, TestErrors], n_boot: int, seed: int) -> pd.DataFrame:

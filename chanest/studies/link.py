@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from chanest.evaluation.methods import subset
 from chanest.studies.bler import SNR_STEP_DB, TARGET_BLER, fit_logistic
 from chanest.channel.ofdm import OFDMConfig
 from chanest.utils.params import COUNT, NON_NEGATIVE, Range
@@ -41,7 +42,7 @@ from chanest.channel.sampler import ChannelBatch, ChannelSampler
 log = logging.getLogger(__name__)
 
 #: The estimators a link can use (``perfect``: Sionna's perfect CSI; the rest: chanest's).
-METHODS = ("perfect", "ls", "lmmse_stat", "lmmse_genie", "base", "lora")
+METHODS = ("perfect", *subset("ls", "lmmse_stat", "lmmse_genie", "base", "lora"))
 #: DMRS power over data power (dB) with ``num_cdm_groups_without_data = 2`` (beta = sqrt(2)).
 PILOT_BOOST_DB = 10 * math.log10(2.0)
 

@@ -25,13 +25,13 @@ import numpy as np
 import pandas as pd
 
 from chanest.errors import InputError
-from chanest.evaluation import stats
+from chanest.evaluation import methods, stats
 from chanest.evaluation.report import LEARNED, METHODS, TestErrors
 from chanest.utils.params import Range
 from chanest.channel.pdp import check_scenario, name_key
 
 #: Methods compared with the base in pairs (when present).
-ADAPTED = ("lora", "full_ft", "scratch")
+ADAPTED = methods.ADAPTED
 
 
 @dataclass(frozen=True)

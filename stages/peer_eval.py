@@ -12,7 +12,7 @@ from pathlib import Path
 
 from chanest import config
 from chanest.channel import data
-from chanest.evaluation.evaluate import evaluate, test_set
+from chanest.evaluation.evaluate import evaluate, learned, test_set
 from chanest.peers import load_peer
 from chanest.training.train import resolve_device
 from chanest.errors import InputError
@@ -37,8 +37,7 @@ def main() -> None:
         here = dict(models)
         if group == "targets":
             here[f"{name}_lora"] = load_peer(name, MODELS / name / "lora" / scenario / "merged", device).eval()
-        methods = {m: (lambda b, model=model: model(b.h_ls, b.snr_db)) for m, model in here.items()}
-        evaluate(scenario, methods, batch, ev.batch_size).save(OUT / name / f"{scenario}.npz")
+        evaluate(scenario, learned(here), batch, ev.batch_size).save(OUT / name / f"{scenario}.npz")
 
 
 if __name__ == "__main__":

@@ -54,15 +54,7 @@ def main() -> None:
         if not distributed.is_main():
             return
         save_estimator(OUT / name / "base", model.cpu())
-        write_json(REPORTS / f"train_{name}.json", {
-            "loss": cfg.loss,
-            "steps": result.steps,
-            "best_step": result.best_step,
-            "wall_s": round(result.wall_s, 1),
-            "samples_per_s": round(result.samples_per_s, 1),
-            "parameters": n_parameters(model),
-            "val_nmse_db": {k: round(v, 3) for k, v in result.best_val_db.items()},
-        })
+        write_json(REPORTS / f"train_{name}.json", {"loss": cfg.loss, **result.summary(n_parameters(model))})
 
 
 if __name__ == "__main__":

@@ -59,14 +59,7 @@ def run(params, seed, ofdm, norm, sources, cfg, device) -> None:
 
     save_estimator(OUT, model.cpu())
     live.finish(result)
-    write_json(REPORT, {
-        "steps": result.steps,
-        "best_step": result.best_step,
-        "wall_s": round(result.wall_s, 1),
-        "samples_per_s": round(result.samples_per_s, 1),
-        "parameters": n_parameters(model),
-        "val_nmse_db": {k: round(v, 3) for k, v in result.best_val_db.items()},
-    })
+    write_json(REPORT, result.summary(n_parameters(model)))
 
 
 if __name__ == "__main__":

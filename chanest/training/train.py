@@ -211,6 +211,19 @@ class TrainResult:
     samples_per_s: float
     history: list[dict] = field(default_factory=list)
 
+    def summary(self, parameters: int) -> dict:
+        """What a training stage reports of its run (``reports/train_base.json`` and the like):
+        steps, best step, wall time (s), samples/s, the model's ``parameters`` and the best
+        validation NMSE (dB) per scenario."""
+        return {
+            "steps": self.steps,
+            "best_step": self.best_step,
+            "wall_s": round(self.wall_s, 1),
+            "samples_per_s": round(self.samples_per_s, 1),
+            "parameters": parameters,
+            "val_nmse_db": {k: round(v, 3) for k, v in self.best_val_db.items()},
+        }
+
 
 def fingerprint(*parts: object) -> str:
     """A short hash of everything a resumable state must agree with (configs, data, seed).

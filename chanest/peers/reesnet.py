@@ -51,10 +51,6 @@ class ReEsNetConfig:
         if self.kernel % 2 == 0:
             raise ValueError(f"kernel must be odd (same-size convolutions), got {self.kernel}")
 
-    @property
-    def n_pilots(self) -> int:
-        return self.n_subcarriers // self.pilot_spacing
-
     def to_dict(self) -> dict[str, Any]:
         return {"kind": KIND, **asdict(self)}
 
@@ -102,16 +98,8 @@ def build(section: dict[str, Any], params: dict[str, Any], ofdm: OFDMConfig) -> 
     if pilots[0] != 0 or pilots != list(range(0, ofdm.n_subcarriers, spacing)):
         raise ParamsError(f"params: ofdm: ReEsNet needs a regular pilot comb from subcarrier 0 over the "
                           f"whole band, got {len(pilots)} pilots from {pilots[0]} every {spacing}")
-    shape = from_section(_Shape, section, "peers.reesnet")
-    return ReEsNet(ReEsNetConfig(ofdm.n_subcarriers, spacing, shape.channels, shape.blocks, shape.kernel))
-
-
-@dataclass(frozen=True)
-class _Shape:  # the params keys of peers.reesnet (the rest of the config comes from ofdm)
-    channels: int = 16
-    blocks: int = 4
-    kernel: int = 3
-    RANGES = ReEsNetConfig.RANGES
+    return ReEsNet(from_section(ReEsNetConfig, section, "peers.reesnet",
+                                given={"n_subcarriers": ofdm.n_subcarriers, "pilot_spacing": spacing}))
 
 
 def from_config(cfg: dict[str, Any]) -> ReEsNet:

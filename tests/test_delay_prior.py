@@ -9,7 +9,7 @@ import torch
 
 from chanest.estimators.baselines import genie_lmmse, ls_linear
 from chanest.estimators import delay_prior
-from chanest.estimators.delay_prior import GridLMMSE, delay_grid, hermitian_solve
+from chanest.estimators.delay_prior import AtomPower, GridLMMSE, delay_grid, hermitian_solve
 from chanest.estimators.lora import AdapterError, LoraParams, wrap
 from chanest.estimators.model import ChannelEstimator
 from chanest.channel.sampler import nmse
@@ -179,8 +179,30 @@ def test_an_off_grid_estimator_trains_its_atom_powers(small_ofdm):
     assert out.shape == (8, small_ofdm.n_subcarriers) and torch.isfinite(torch.view_as_real(out)).all()
     out.abs().pow(2).sum().backward()
     assert net.atom_power.offgrid_power_out.weight.grad.abs().sum() > 0
+    assert net.delay_prior.delay_conv_out.weight.grad[1].abs().sum() > 0  # the grid's gate
     with pytest.raises(ValueError, match="offgrid_taps needs residual='delay_prior'"):
         dataclasses.replace(tiny_config(small_ofdm), offgrid_taps=4)
+
+
+def test_an_atom_is_described_by_its_power_and_place_among_the_others():
+    """AtomPower's features: the atom's SNR, the sample's, its power relative to the strongest
+    atom, its delay from it and its distance to the nearest other atom (cells, log1p / 3); the
+    padding (gain 0) gets no prior, and a batch without atoms gives an empty one."""
+    cell = 2e-9
+    power = AtomPower(n_pilots=100, cell_s=cell)
+    gains = torch.tensor([[0.1 ** 0.5, 1.0, 0.01 ** 0.5, 0.0]], dtype=torch.complex128)
+    atoms = torch.tensor([[12.5, 10.0, 40.0, 0.0]], dtype=torch.float64) * cell
+    f = power.features(gains, atoms, torch.tensor([1e-2]), torch.tensor([20.0]))
+    want = torch.tensor([[math.log10(0.1 * 100 / 1e-2), 2.0, -1.0, math.log1p(2.5), math.log1p(2.5)],
+                         [math.log10(100 / 1e-2), 2.0, 0.0, 0.0, math.log1p(2.5)],
+                         [math.log10(0.01 * 100 / 1e-2), 2.0, -2.0, math.log1p(30.0), math.log1p(27.5)]])
+    want[:, [0, 2, 3, 4]] /= 3
+    torch.testing.assert_close(f[0, :3], want.float(), rtol=0, atol=1e-4)
+    p = power(gains, atoms, torch.tensor([1e-2]), torch.tensor([20.0]))
+    torch.testing.assert_close(p[0, :3], gains.abs().pow(2)[0, :3])  # starts as the plug-in |g|^2
+    assert p[0, 3] == 0
+    empty = torch.zeros(2, 0, dtype=torch.complex128)
+    assert power(empty, empty.real, torch.ones(2), torch.zeros(2)).shape == (2, 0)
 
 
 def test_an_off_grid_estimator_starts_as_its_front_end(small_ofdm):

@@ -54,6 +54,30 @@ def test_two_off_grid_taps_are_found_where_they_are() -> None:
     assert err_genie - 0.2 < err_nomp < err_genie + 2.5
 
 
+def test_taps_a_cell_apart_need_more_cyclic_passes_and_later_ones_can_take_fewer() -> None:
+    """Two taps 1.05 resolution cells apart at 10 dB (the RMa_Los case): 10 cyclic passes place
+    them closer to their delays than NOMP's 3 and lower the error; ``later_rounds`` changes
+    nothing before its first capped detection, and with the cap at the first detection it is
+    the uncapped run with that many passes."""
+    g = torch.Generator().manual_seed(4)
+    b = 300
+    cell = 1.0 / (CPU.n_pilots * CPU.pilot_spacing * CPU.subcarrier_spacing_hz)
+    delays = torch.tensor([2.2 * cell, 3.25 * cell], dtype=torch.float64).expand(b, 2).contiguous()
+    gains = torch.complex(torch.randn(b, 2, generator=g), torch.randn(b, 2, generator=g)).to(torch.complex128) / 2
+    h = tap_response(delays, gains, CPU.subcarrier_spacing_hz, CPU.n_subcarriers)
+    h = h / h.abs().pow(2).mean(-1, keepdim=True).sqrt()
+    s = torch.full((b,), 0.1, dtype=torch.float64)
+    noise = torch.complex(torch.randn(b, CPU.n_pilots, generator=g, dtype=torch.float64),
+                          torch.randn(b, CPU.n_pilots, generator=g, dtype=torch.float64))
+    h_ls = h[:, torch.as_tensor(CPU.pilot_indices)] + noise * math.sqrt(0.1 / 2)
+    err = {r: float(db(nmse(NOMP(CPU, NOMPConfig(cyclic_rounds=r))(h_ls, s), h).mean())) for r in (3, 10)}
+    assert err[10] < err[3] - 0.2, err
+    ten = NOMP(CPU, NOMPConfig(cyclic_rounds=10))
+    assert torch.equal(NOMP(CPU, NOMPConfig(cyclic_rounds=10), later_rounds=(4, 3))(h_ls, s), ten(h_ls, s))
+    assert torch.equal(NOMP(CPU, NOMPConfig(cyclic_rounds=10), later_rounds=(0, 3))(h_ls, s),
+                       NOMP(CPU, NOMPConfig(cyclic_rounds=3))(h_ls, s))
+
+
 def test_noise_alone_rarely_passes_the_stopping_rule() -> None:
     """Pilots of noise only: the first detection passes the threshold in at most ``p_fa`` of the
     samples (fewer, since the search stays inside the delay window)."""

@@ -174,7 +174,10 @@ class DelayPrior(nn.Module):
     ``s / n_p`` (scaled by 1/3), and ``SNR_dB / 10``; with ``residual_input``, the first two again
     for the residual the off-grid atoms leave (:class:`AtomPower`). Then a 1x1 convolution to ``channels``,
     ``n_blocks`` residual blocks (GELU, a global-average context added, a kernel-9 convolution
-    with dilations 1, 2, 4, 8, 1, ...) and a 1x1 convolution to one output. Layer names (``delay_conv_in``,
+    with dilations 1, 2, 4, 8, 1, ...) and a 1x1 convolution to one output; with ``residual_input``
+    a second output channel, averaged over the grid, is a logit ``c`` per sample that scales the
+    grid's total prior by ``2 sigmoid(c)`` (it starts at zero, a scale of 1), so the network can
+    switch the grid off where the atoms explain the pilots. Layer names (``delay_conv_in``,
     ``delay_conv1``..., ``delay_context``, ``delay_conv_out``) are stable for LoRA targeting.
     """
 
@@ -188,11 +191,17 @@ class DelayPrior(nn.Module):
             dil = self.DILATIONS[i % len(self.DILATIONS)]
             setattr(self, f"delay_conv{i + 1}", nn.Conv1d(channels, channels, 9, padding=4 * dil, dilation=dil))
         self.delay_context = nn.Linear(channels, channels)
-        self.delay_conv_out = nn.Conv1d(channels, 1, 1)
+        self.delay_conv_out = nn.Conv1d(channels, 2 if residual_input else 1, 1)
+        if residual_input:  # the gate starts at zero (see the class)
+            with torch.no_grad():
+                self.delay_conv_out.weight[1].zero_()
+                self.delay_conv_out.bias[1].zero_()
 
     def forward(self, z: Tensor, noise_var: Tensor, snr_db: Tensor, z_res: Tensor | None = None) -> Tensor:
         """z: (B, G) matched filter ``V_p^H y``; noise_var: (B,) of y; snr_db: (B,); z_res (B, G):
-        the matched filter of what the off-grid atoms leave (``residual_input`` only)."""
+        the matched filter of what the off-grid atoms leave (``residual_input`` only).
+
+        Returns the logits (B, G), and with ``residual_input`` also the gate logit (B,)."""
         floor = (noise_var / self.n_pilots)[:, None]  # the noise floor of the periodogram
 
         def periodogram(x: Tensor) -> list[Tensor]:
@@ -206,29 +215,57 @@ class DelayPrior(nn.Module):
         for i in range(self.n_blocks):
             context = self.delay_context(x.mean(-1)).unsqueeze(-1)
             x = x + getattr(self, f"delay_conv{i + 1}")(F.gelu(x + context))
-        return self.delay_conv_out(F.gelu(x)).squeeze(1)
+        out = self.delay_conv_out(F.gelu(x))
+        if z_res is None:
+            return out.squeeze(1)
+        return out[:, 0], out[:, 1].mean(-1)
 
 
 class AtomPower(nn.Module):
     """Prior variances of off-grid atoms from their least-squares gains: ``p = |g|^2 2 sigmoid(f)``.
 
-    ``f`` is a small MLP (``offgrid_power_in``, ``offgrid_power_out``: LoRA-addressable) of the
-    atom's SNR ``log10(|g|^2 n_p / s) / 3`` and the sample's ``SNR_dB / 10``; it starts at zero,
-    so the prior starts as the plug-in ``|g|^2``. Padding (``g = 0``) gets 0.
+    ``f`` is a small MLP (``offgrid_power_in``, ``offgrid_power_out``: LoRA-addressable) of what
+    tells a tap from a false alarm or a split one, per atom: its SNR ``log10(|g|^2 n_p / s) / 3``,
+    the sample's ``SNR_dB / 10``, its power relative to the sample's strongest atom
+    (``log10(|g|^2 / max |g|^2) / 3``), its delay from that atom and its distance to the nearest
+    other atom (in delay-resolution cells ``cell_s``, as ``log1p`` / 3, the first signed). It
+    starts at zero, so the prior starts as the plug-in ``|g|^2``. Padding (``g = 0``) gets 0.
     """
 
-    def __init__(self, n_pilots: int, hidden: int = 16):
+    N_FEATURES = 5
+
+    def __init__(self, n_pilots: int, cell_s: float, hidden: int = 16):
         super().__init__()
-        self.n_pilots = n_pilots
-        self.offgrid_power_in = nn.Linear(2, hidden)
+        self.n_pilots, self.cell_s = n_pilots, cell_s
+        self.offgrid_power_in = nn.Linear(self.N_FEATURES, hidden)
         self.offgrid_power_out = nn.Linear(hidden, 1)
         nn.init.zeros_(self.offgrid_power_out.weight)
         nn.init.zeros_(self.offgrid_power_out.bias)
 
-    def forward(self, gains: Tensor, noise_var: Tensor, snr_db: Tensor) -> Tensor:
-        """gains (B, K) complex, noise_var (B,), snr_db (B,) -> (B, K) float64 prior variances."""
+    def features(self, gains: Tensor, atoms: Tensor, noise_var: Tensor, snr_db: Tensor) -> Tensor:
+        """(B, K, 5) float32 features of atoms (B, K) s with gains (B, K) (see the class)."""
         g2 = gains.abs().pow(2).double()
-        feats = torch.stack([torch.log10(g2 * self.n_pilots / noise_var.double()[:, None] + 1e-6) / 3,
-                             (snr_db.double() / 10)[:, None].expand_as(g2)], dim=-1).float()
+        if g2.shape[-1] == 0:  # no atom in the batch
+            return g2.new_zeros(*g2.shape, self.N_FEATURES).float()
+        on = g2 > 0
+        strongest = g2.argmax(-1, keepdim=True)
+        cells = atoms.double() / self.cell_s
+        offset = cells - cells.gather(-1, strongest)
+        apart = (cells[:, :, None] - cells[:, None, :]).abs()
+        apart = apart.masked_fill(~(on[:, :, None] & on[:, None, :]), math.inf)
+        apart = apart.masked_fill(torch.eye(g2.shape[-1], dtype=torch.bool, device=g2.device), math.inf)
+        nearest = apart.min(-1).values.clamp_max(1e3) if g2.shape[-1] > 1 else torch.full_like(g2, 1e3)
+        return torch.stack([
+            torch.log10(g2 * self.n_pilots / noise_var.double()[:, None] + 1e-6) / 3,
+            (snr_db.double() / 10)[:, None].expand_as(g2),
+            torch.log10(g2 / g2.gather(-1, strongest).clamp_min(1e-30) + 1e-6) / 3,
+            offset.sign() * torch.log1p(offset.abs()) / 3,
+            torch.log1p(nearest) / 3,
+        ], dim=-1).float()
+
+    def forward(self, gains: Tensor, atoms: Tensor, noise_var: Tensor, snr_db: Tensor) -> Tensor:
+        """gains (B, K) complex, atoms (B, K) delays s, noise_var (B,), snr_db (B,) -> (B, K)
+        float64 prior variances."""
+        feats = self.features(gains, atoms, noise_var, snr_db)
         f = self.offgrid_power_out(F.gelu(self.offgrid_power_in(feats))).squeeze(-1)
-        return g2 * 2 * torch.sigmoid(f.double())
+        return gains.abs().pow(2).double() * 2 * torch.sigmoid(f.double())

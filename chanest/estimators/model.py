@@ -278,7 +278,7 @@ class ChannelEstimator(nn.Module):
                                           residual_input=cfg.offgrid_taps > 0)
             if cfg.offgrid_taps:
                 self.offgrid = offgrid_front_end(cfg)
-                self.atom_power = AtomPower(len(cfg.pilot_indices))
+                self.atom_power = AtomPower(len(cfg.pilot_indices), self.offgrid.cell_s)
         self.pilot_embed = nn.Linear(2 * t, d)
         self.memory_pos = nn.Parameter(torch.randn(n_tok, d) * 0.02)
         self.queries = nn.Parameter(torch.randn(n_tok, d) * 0.02)
@@ -341,16 +341,18 @@ class ChannelEstimator(nn.Module):
                 logits = self.delay_prior(z, noise_var, snr_db)
                 return self.grid_lmmse(y, noise_var, torch.softmax(logits, dim=-1) * channel[:, None])
             # off the grid: NOMP's taps join the grid as atoms of their own; the grid's prior
-            # covers what they leave (its total: the residual's power above the noise)
+            # covers what they leave (its total: the residual's power above the noise, times a
+            # learned gate); each atom's prior is its power, scaled from its context (AtomPower)
             with torch.no_grad():
                 atoms, gains = self.offgrid.fit(y, noise_var)
                 at_pilots = tap_response(atoms, gains, self.offgrid.step_hz, self.offgrid.n,
                                          self.cfg.pilot_indices[0] * self.cfg.subcarrier_spacing_hz)
                 rest = (y.to(torch.complex128) - at_pilots).to(y.dtype)
                 left = (rest.abs().pow(2).mean(-1).float() - noise_var).clamp_min(1e-4 * channel)
-            logits = self.delay_prior(z, noise_var, snr_db, self.grid_lmmse.matched_filter(rest))
+            logits, gate = self.delay_prior(z, noise_var, snr_db, self.grid_lmmse.matched_filter(rest))
+            left = left * 2 * torch.sigmoid(gate)
             return self.grid_lmmse(y, noise_var, torch.softmax(logits, dim=-1) * left[:, None],
-                                   atoms=atoms, atom_power=self.atom_power(gains, noise_var, snr_db))
+                                   atoms=atoms, atom_power=self.atom_power(gains, atoms, noise_var, snr_db))
         if self.cfg.residual == "ls_linear":
             return y @ self.interp.to(y.dtype)
         if self.cfg.residual == "robust_lmmse":
@@ -361,12 +363,19 @@ class ChannelEstimator(nn.Module):
 
 
 def offgrid_front_end(cfg: EstimatorConfig) -> NOMP:
-    """The NOMP that finds a sample's off-grid taps (``model.offgrid_taps`` of them at most)."""
+    """The NOMP that finds a sample's off-grid taps (``model.offgrid_taps`` of them at most).
+
+    After each of its first 4 detections it runs ``model.offgrid_cyclic_rounds`` cyclic passes
+    (taps a resolution cell apart, found early, need many passes to separate), after later
+    ones at most NOMP's 3, so that dense channels (many atoms) cost what they did.
+    """
     p = cfg.pilot_indices
     ofdm = OFDMConfig(subcarrier_spacing_hz=cfg.subcarrier_spacing_hz, n_subcarriers=cfg.n_subcarriers,
                       fft_size=cfg.n_subcarriers, cp_s=cfg.prior_max_delay_s, dmrs_symbol=0,
                       pilot_spacing=p[1] - p[0], pilot_offset=p[0], delay_offset_max_cp=0.0)
-    return NOMP(ofdm, NOMPConfig(max_taps=cfg.offgrid_taps, cyclic_rounds=cfg.offgrid_cyclic_rounds))
+    rounds = cfg.offgrid_cyclic_rounds
+    return NOMP(ofdm, NOMPConfig(max_taps=cfg.offgrid_taps, cyclic_rounds=rounds),
+                later_rounds=(4, min(rounds, 3)))
 
 
 def n_parameters(model: nn.Module, trainable_only: bool = False) -> int:

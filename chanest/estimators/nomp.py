@@ -74,11 +74,15 @@ def nomp_config(params: dict) -> NOMPConfig:
 class NOMP:
     """NOMP for one numerology: ``NOMP(ofdm, cfg)(h_ls, noise_var) -> (B, n_sc)``."""
 
-    def __init__(self, ofdm: OFDMConfig, cfg: NOMPConfig = NOMPConfig()):
-        self.ofdm, self.cfg = ofdm, cfg
+    def __init__(self, ofdm: OFDMConfig, cfg: NOMPConfig = NOMPConfig(),
+                 later_rounds: tuple[int, int] | None = None):
+        """``later_rounds = (k, r)``: after the first ``k`` detections only ``r`` cyclic passes
+        (a cost cap for dense channels, see :func:`chanest.estimators.model.offgrid_front_end`);
+        None, the paper's: ``cfg.cyclic_rounds`` after every detection."""
+        self.ofdm, self.cfg, self.later_rounds = ofdm, cfg, later_rounds
         self.n = ofdm.n_pilots
         self.step_hz = ofdm.pilot_spacing * ofdm.subcarrier_spacing_hz  # pilot step, Hz
-        cell = 1.0 / (self.n * self.step_hz)  # delay resolution of the pilots, s
+        self.cell_s = cell = 1.0 / (self.n * self.step_hz)  # delay resolution of the pilots, s
         self.n_grid = cfg.oversample * self.n
         lo = max(-cell, -0.5 / self.step_hz)
         hi = min(ofdm.cp_s + ofdm.max_delay_offset_s + cell, 0.5 / self.step_hz)
@@ -133,7 +137,7 @@ class NOMP:
             u[:, k], g[:, k], a[:, k] = self._refine(r, u[:, k], a[:, k], active, n_i, w)
             # 2. cyclic refinement of every tap so far, each against the residual without it
             r = y - torch.einsum("bk,bkn->bn", g[:, : k + 1], a[:, : k + 1])
-            for _ in range(self.cfg.cyclic_rounds):
+            for _ in range(self._rounds(k)):
                 for j in range(k + 1):
                     r_j = r + g[:, j, None] * a[:, j]
                     u[:, j], g[:, j], a[:, j] = self._refine(r_j, u[:, j], a[:, j], on[:, j], n_i, w)
@@ -143,6 +147,12 @@ class NOMP:
             r = y - torch.einsum("bk,bkn->bn", g[:, : k + 1], a[:, : k + 1])
         used = int(on.sum(-1).max()) if b else 0  # taps are found in order: trim the padding
         return u[:, :used] / self.step_hz, g[:, :used]
+
+    def _rounds(self, k: int) -> int:
+        """Cyclic passes after detection ``k`` (0-based)."""
+        if self.later_rounds is not None and k >= self.later_rounds[0]:
+            return self.later_rounds[1]
+        return self.cfg.cyclic_rounds
 
     # ----------------------------------------------------------------------------------------
 

@@ -16,8 +16,8 @@ from chanest.training import adapt
 from chanest.errors import InputError
 from chanest.utils import cli
 from chanest import config
-from chanest.studies.frontier import Cell, FrontierParams, cell_path, run_cell
-from chanest.utils.params import from_section, get, load_params
+from chanest.studies.frontier import Cell, frontier_params, cell_path, run_cell
+from chanest.utils.params import load_params
 from chanest.channel.pdp import check_scenario
 
 OUT = Path("data/frontier")
@@ -29,7 +29,7 @@ def main() -> None:
     target = check_scenario(sys.argv[1])
     budget = adapt.check_budget(sys.argv[2] if sys.argv[2] == "all" else int(sys.argv[2]), "budget")
     params = load_params()
-    fp = from_section(FrontierParams, get(params, "frontier"), "frontier")
+    fp = frontier_params(params)
     lp, cfg = adapt.settings(params)
     ev = config.eval_params(params)
     cell = Cell(target, budget, config.seed(params), config.ofdm(params), config.normalisation(params),

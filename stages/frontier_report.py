@@ -17,17 +17,17 @@ from chanest.utils import cli
 from chanest import config
 from chanest.evaluation import plots
 from chanest.evaluation.report import TestErrors
-from chanest.studies.frontier import FrontierParams, cell_path
+from chanest.studies.frontier import frontier_params, cell_path
 from chanest.studies.frontier_table import summary, table, wide
 from chanest.utils.io import write_csv, write_json
-from chanest.utils.params import from_section, get, load_params
+from chanest.utils.params import load_params
 
 EVAL, CELLS, REPORTS = Path("data/eval/base"), Path("data/frontier"), Path("reports")
 
 
 def main() -> None:
     params = load_params()
-    fp = from_section(FrontierParams, get(params, "frontier"), "frontier")
+    fp = frontier_params(params)
     ev = config.eval_params(params)
     _, targets = config.scenarios(params)
     parts = []

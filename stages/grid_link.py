@@ -18,13 +18,13 @@ from chanest import config
 from chanest.channel import data
 from chanest.channel.pdp import check_scenario
 from chanest.receiver import calibrate
-from chanest.receiver.grid_link import (CALIBRATION_SNR_DB, GridLinkParams, GridLinkTask, error_variance_check,
+from chanest.receiver.grid_link import (CALIBRATION_SNR_DB, grid_link_params, GridLinkTask, error_variance_check,
                                         estimators, run_target)
 from chanest.studies.link_run import save
 from chanest.errors import InputError
 from chanest.utils import cli
 from chanest.utils.io import write_json
-from chanest.utils.params import ParamsError, from_section, get, load_params
+from chanest.utils.params import ParamsError, load_params
 from chanest.estimators.nomp import nomp_config
 
 OUT = Path("data/link")
@@ -36,7 +36,7 @@ def main() -> None:
         raise InputError("usage: python -m stages.grid_link <Target>")
     target = check_scenario(sys.argv[1])
     params = load_params()
-    lp = from_section(GridLinkParams, get(params, "link"), "link")
+    lp = grid_link_params(params)
     if target not in lp.targets:
         raise ParamsError(f"params: link.targets {list(lp.targets)} does not list {target}")
     ofdm, norm = config.ofdm(params), config.normalisation(params)

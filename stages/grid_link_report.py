@@ -14,20 +14,20 @@ from pathlib import Path
 import pandas as pd
 
 from chanest.evaluation import plots
-from chanest.receiver.grid_link import GridLinkParams
+from chanest.receiver.grid_link import grid_link_params
 from chanest.receiver.report import summarise
 from chanest.studies.link_report import KEY, points
 from chanest.studies.link_run import load
 from chanest.utils import cli
 from chanest.utils.io import write_csv, write_json
-from chanest.utils.params import from_section, get, load_params
+from chanest.utils.params import load_params
 
 DATA, REPORTS = Path("data/link"), Path("reports/link")
 
 
 def main() -> None:
     params = load_params()
-    lp = from_section(GridLinkParams, get(params, "link"), "link")
+    lp = grid_link_params(params)
     rows, summary = [], {}
     for t in lp.targets:
         records = load(DATA / f"{t}.npz")

@@ -13,9 +13,9 @@ from pathlib import Path
 from chanest.errors import InputError
 from chanest.utils import cli
 from chanest import config
-from chanest.studies.link import LinkParams
+from chanest.studies.link import link_params
 from chanest.studies.link_run import LinkTask, run_target, save
-from chanest.utils.params import from_section, get, load_params
+from chanest.utils.params import load_params
 from chanest.channel.pdp import check_scenario
 
 OUT = Path("data/link")
@@ -26,7 +26,7 @@ def main() -> None:
         raise InputError("usage: python -m stages.link <Target>")
     target = check_scenario(sys.argv[1])
     params = load_params()
-    lp = from_section(LinkParams, get(params, "link"), "link")
+    lp = link_params(params)
     task = LinkTask(target, config.ofdm(params), config.normalisation(params), lp)
     save(OUT / f"{target}.npz", run_target(task))
 

@@ -15,17 +15,17 @@ from chanest.utils import cli
 from chanest import config
 from chanest.evaluation import plots
 from chanest.utils.io import write_csv, write_json
-from chanest.studies.link import LinkParams
+from chanest.studies.link import link_params
 from chanest.studies.link_run import load
 from chanest.studies.link_report import crossings, points
-from chanest.utils.params import from_section, get, load_params
+from chanest.utils.params import load_params
 
 DATA, REPORTS = Path("data/link"), Path("reports")
 
 
 def main() -> None:
     params = load_params()
-    lp = from_section(LinkParams, get(params, "link"), "link")
+    lp = link_params(params)
     _, targets = config.scenarios(params)
     rows, summary = [], {}
     for t in targets:

@@ -17,12 +17,12 @@ from pathlib import Path
 
 from chanest import config
 from chanest.channel.pdp import check_scenario
-from chanest.channel.preprocess import GROUPS, SplitConfig, preprocess, save_processed, stats
+from chanest.channel.preprocess import GROUPS, split_config, preprocess, save_processed, stats
 from chanest.channel.sites import Site
 from chanest.errors import InputError
 from chanest.utils import cli
 from chanest.utils.io import write_json
-from chanest.utils.params import from_section, get, load_params
+from chanest.utils.params import load_params
 
 SITES, PROCESSED, STATS = Path("data/sites"), Path("data/processed"), Path("reports/pdp_stats")
 log = logging.getLogger("stages.pdp")
@@ -34,7 +34,7 @@ def main() -> None:
     scenario, group = check_scenario(sys.argv[1]), sys.argv[2]
     params = load_params()
     seed = config.seed(params)
-    split = from_section(SplitConfig, get(params, "preprocess.split"), "preprocess.split")
+    split = split_config(params)
     site = Site.read(SITES / scenario)
     processed = preprocess(scenario, site.load(seed), config.ofdm(params).cp_s, split, seed)
     save_processed(PROCESSED / group / f"{scenario}.npz", processed)

@@ -18,8 +18,8 @@ from chanest.estimators.lora import load_adapted
 from chanest.estimators.nomp import NOMP
 from chanest.evaluation.evaluate import evaluate, scenario_methods, test_set
 from chanest.utils.io import write_csv, write_json
-from chanest.utils.params import ParamsError, from_section, get, load_params
-from chanest.studies.points import PointsParams, summarise, table
+from chanest.utils.params import ParamsError, load_params
+from chanest.studies.points import points_params, summarise, table
 from chanest.training.train import resolve_device
 from chanest.estimators.nomp import nomp_config
 
@@ -30,7 +30,7 @@ REPORTS = Path("reports")
 def main() -> None:
     params = load_params()
     ofdm, norm, ev = config.ofdm(params), config.normalisation(params), config.eval_params(params)
-    points = from_section(PointsParams, get(params, "points"), "points")
+    points = points_params(params)
     device = resolve_device(ev.device)
     base = load_estimator(BASE, device).eval()
     nomp = NOMP(ofdm, nomp_config(params))

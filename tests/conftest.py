@@ -57,6 +57,23 @@ SOURCES, TARGETS = ["UMa_Los", "UMi_Nlos"], ["InF_Los", "Factory_A"]
 SITE_FILE = ("data/site_files/PDP_Factory_A.mat", NYUSIM_PDP / "PDP_InF_Los.mat")
 #: a second site, added to the targets at the end of the run (its own chain alone must run)
 NEW_SITE = ("data/site_files/PDP_Plant_B.mat", NYUSIM_PDP / "PDP_RMa_Los.mat")
+#: A method of one's own, as a user writes it: one module in chanest/evaluation/plugins/ (the
+#: end-to-end test drops it there and edits nothing else).
+PLUGIN = ("chanest/evaluation/plugins/ls_nearest.py", '''"""LS at the pilots, held to the nearest pilot."""
+
+NAME = "ls_nearest"
+LABEL = "LS + nearest pilot"
+COLOR = "#bcbd22"
+MARKER = "*"
+
+
+def build(context):
+    import torch
+
+    pilots = torch.as_tensor(context.ofdm.pilot_indices)
+    nearest = (torch.arange(context.ofdm.n_subcarriers)[:, None] - pilots[None, :]).abs().argmin(-1)
+    return lambda batch: batch.h_ls[:, nearest.to(batch.h_ls.device)]
+''')
 TINY = {
     "pdp": {"n_drops": 40},
     "scenarios": {"sources": SOURCES, "targets": TARGETS},
@@ -138,7 +155,8 @@ def temp_repo(work: Path, params: dict, path: str = "params.yaml",
 def pipeline(tmp_path_factory) -> SimpleNamespace:
     """The real `dvc repro` (twice), a forced `pdp` re-run, `dvc exp run -S lora.r=2`, `metrics diff`,
     `exp show` and `plots show` on TINY params in a temp git repo, then the frontier (twice: a
-    budget added) and the link pipelines; run once per test session."""
+    budget added), the link and peers pipelines, a site added, changed and removed, and a method
+    of one's own dropped in (PLUGIN); run once per test session."""
     work = tmp_path_factory.mktemp("e2e") / "repo"
     params = merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY)
     params["pdp"]["mat_dir"] = "data/site_files"
@@ -190,4 +208,7 @@ def pipeline(tmp_path_factory) -> SimpleNamespace:
     ns.site_changed = sh("dvc", "repro")
     sh("git", "checkout", "--", "params.yaml", NEW_SITE[0])
     ns.site_removed = sh("dvc", "repro")
+    # a method of one's own: one file, nothing else edited
+    (work / PLUGIN[0]).write_text(PLUGIN[1])
+    ns.plugin_work, ns.plugin = work, sh("dvc", "repro")
     return ns

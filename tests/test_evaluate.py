@@ -169,3 +169,33 @@ def test_one_table_of_methods_drives_every_list_and_style():
         methods.style("resnet")
     with pytest.raises(InputError, match="unknown method 'lmse_stat'"):
         methods.subset("ls", "lmse_stat")
+
+
+def test_a_plugin_method_is_checked_and_placed_before_the_genie(monkeypatch):
+    """A module of chanest/evaluation/plugins/ becomes a classical row before the genie bound, and
+    a module that misses a field, reuses a name or gives a bad colour fails naming its file."""
+    import types
+
+    from chanest.errors import InputError
+    from chanest.evaluation import methods, plugins
+
+    def module(**fields):
+        mod = types.ModuleType("mine")
+        mod.__file__ = "chanest/evaluation/plugins/mine.py"
+        fields = {"NAME": "mine", "LABEL": "mine", "COLOR": "#123456", "MARKER": "*",
+                  "build": lambda context: None} | fields
+        for k, v in fields.items():
+            if v is not None:
+                setattr(mod, k, v)
+        return mod
+
+    monkeypatch.setattr(plugins, "discover", lambda: [module()])
+    rows, builders = methods._plugin_methods()
+    assert rows == (methods.Method("mine", "classical", "mine", "#123456", "*"),) and set(builders) == {"mine"}
+    for bad, match in [({"build": None}, "missing build"), ({"NAME": "nomp"}, "NAME 'nomp'"),
+                       ({"NAME": "my method"}, "NAME 'my method'"), ({"COLOR": "olive"}, "COLOR 'olive'")]:
+        monkeypatch.setattr(plugins, "discover", lambda bad=bad: [module(**bad)])
+        with pytest.raises(InputError, match=f"plugins/mine.py: .*{match}"):
+            methods._plugin_methods()
+    # with no plugin module (the repository's state) the table is the built-in one, in its order
+    assert tuple(methods.TABLE) == ("ls", "lmmse_stat", "nomp", "lmmse_genie", "base", "lora", "full_ft", "scratch")

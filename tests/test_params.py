@@ -197,3 +197,11 @@ def test_every_params_file_sets_every_key_so_no_code_default_applies(path):
         assert not missing, f"{path}: {section} does not set {missing}"
         checked += 1
     assert checked >= 8
+
+
+def test_stages_read_every_section_through_its_accessor():
+    """One way to read params: a stage calls the accessor beside the config it parses into
+    (``config.ofdm(params)``, ``nomp_config(params)``, ``points_params(params)`` ...), never
+    ``from_section`` itself, so a section is parsed (and checked) the same way everywhere."""
+    offenders = [p.name for p in sorted((REPO / "stages").glob("*.py")) if "from_section(" in p.read_text()]
+    assert offenders == []

@@ -96,6 +96,30 @@ def test_a_new_site_and_a_change_of_its_file_run_its_own_chain_only(pipeline):
     assert "Plant_B: file data/site_files/PDP_Plant_B.mat" in pipeline.site_added
 
 
+def test_a_method_of_ones_own_is_one_file_evaluated_reported_and_plotted(pipeline):
+    """One module dropped in chanest/evaluation/plugins/ (conftest.PLUGIN), nothing else edited:
+    `dvc repro` re-runs the evaluation, report and figures and no training; the method has its
+    rows on every scenario, paired against the genie on the same samples, in the charts' data
+    and in the PNGs' legends' colour."""
+    from conftest import PLUGIN
+
+    w = pipeline.plugin_work
+    assert (w / PLUGIN[0]).is_file() and "ls_nearest" not in (pipeline.work / "reports/metrics.json").read_text()
+    evals = {f"eval_base_sources@{s}" for s in SOURCES} | {f"eval_base_targets@{t}" for t in TARGETS}
+    assert ran(pipeline.plugin) == evals | {"eval_lora", "report", "plot"}
+    metrics = json.loads((w / "reports/metrics.json").read_text())
+    assert set(metrics) == set(SOURCES) | set(TARGETS)
+    for scenario, m in metrics.items():
+        assert list(m)[:4] == ["ls", "lmmse_stat", "nomp", "ls_nearest"], scenario  # before the genie
+        # held, not interpolated: no better than LS + linear, and never below the genie
+        assert m["ls_nearest"]["gap_to_genie_db"] > m["ls"]["gap_to_genie_db"] - 0.5 > 0, scenario
+    rows = list(csv.DictReader(io.StringIO((w / "reports/nmse_vs_snr.csv").read_text())))
+    assert {r["scenario"] for r in rows if r["method"] == "ls_nearest"} == set(SOURCES) | set(TARGETS)
+    png = matplotlib.image.imread(w / f"reports/figures/eval/nmse_{TARGETS[0]}.png")[..., :3]
+    olive = np.array([0xbc, 0xbd, 0x22]) / 255  # its COLOR, drawn
+    assert (np.abs(png - olive).max(-1) < 0.02).sum() > 50
+
+
 def test_metrics_diff_and_exp_show_list_the_changed_metrics(pipeline):
     diff = json.JSONDecoder().raw_decode(pipeline.metrics_diff[pipeline.metrics_diff.index("{"):])[0]
     for t in TARGETS:

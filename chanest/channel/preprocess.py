@@ -24,6 +24,7 @@ import numpy as np
 from chanest.utils.io import write_npz
 from chanest.channel.pdp import PDP, PDPError, PDPSet, check_scenario
 from chanest.errors import MissingInputError
+from chanest.utils.params import from_section, get
 
 SPLITS = ("train", "val", "test")
 #: The folders of ``data/processed``: the base trains on ``sources``, each adapter on one of ``targets``.
@@ -42,6 +43,11 @@ class SplitConfig:
         fr = (self.train, self.val, self.test)
         if min(fr) < 0 or abs(sum(fr) - 1.0) > 1e-9:
             raise ValueError(f"split fractions must be >= 0 and sum to 1, got {fr}")
+
+
+def split_config(params: dict) -> SplitConfig:
+    """The ``preprocess.split`` params section as a :class:`SplitConfig`."""
+    return from_section(SplitConfig, get(params, "preprocess.split"), "preprocess.split")
 
 
 @dataclass

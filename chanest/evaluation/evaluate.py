@@ -12,6 +12,7 @@ then joins the parts into the reports.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 import logging
 import os
 import time
@@ -27,6 +28,7 @@ from chanest.channel.preprocess import load_processed
 from chanest.channel.sampler import ChannelBatch, ChannelSampler
 from chanest.estimators.baselines import StatLMMSE, genie_lmmse, ls_linear
 from chanest.estimators.nomp import NOMP
+from chanest.evaluation.methods import BUILDERS
 from chanest.evaluation.report import (  # noqa: F401  (the evaluation's public names, one import away)
     GAP_SNR_DB,
     LEARNED,
@@ -67,16 +69,28 @@ def test_set(
 test_set.__test__ = False  # not a pytest test
 
 
+@dataclass(frozen=True)
+class Context:
+    """What a plugin method is built from (:mod:`chanest.evaluation.plugins`): the numerology and
+    the scenario's statistics LMMSE (from its training PDPs)."""
+
+    ofdm: OFDMConfig
+    stat: StatLMMSE
+
+
 def baselines(ofdm: OFDMConfig, stat: StatLMMSE, nomp: NOMP | None = None) -> dict[str, Estimator]:
     """The classical estimators on a batch: LS + linear interpolation, the LMMSE with the scenario
     statistics ``stat`` (from its training PDPs), NOMP (``nomp``, if given: off-grid sparse, told
-    the noise variance) and the genie LMMSE (told each sample's PDP)."""
+    the noise variance), the methods of :mod:`chanest.evaluation.plugins` and the genie LMMSE
+    (told each sample's PDP)."""
     methods = {
         "ls": lambda b: ls_linear(b.h_ls, ofdm),
         "lmmse_stat": lambda b: stat(b.h_ls, b.noise_var),
     }
     if nomp is not None:
         methods["nomp"] = lambda b: nomp(b.h_ls, b.noise_var)
+    context = Context(ofdm, stat)
+    methods |= {name: build(context) for name, build in BUILDERS.items()}
     methods["lmmse_genie"] = lambda b: genie_lmmse(b.h_ls, b.delays_s, b.powers, b.noise_var, ofdm)
     return methods
 

@@ -47,7 +47,7 @@ from chanest.channel.sampler import ChannelSampler
 from chanest.receiver.estimator import ChanestEstimator, ErrorVariance, Estimate, calibrate
 from chanest.studies.bler import SNR_STEP_DB
 from chanest.studies.link import Blocks, LinkParams, simulate_curve
-from chanest.utils.params import COUNT, Range
+from chanest.utils.params import COUNT, Range, from_section, get
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,11 @@ class GridLinkParams(LinkParams):
 
     KNOWN_METHODS: ClassVar[tuple[str, ...]] = METHODS
     RANGES: ClassVar[dict[str, Range]] = LinkParams.RANGES | {"n_prb": COUNT, "calibration_samples": COUNT}
+
+
+def grid_link_params(params: dict) -> GridLinkParams:
+    """The ``link`` params section as a :class:`GridLinkParams`."""
+    return from_section(GridLinkParams, get(params, "link"), "link")
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from chanest.evaluation.evaluate import TestErrors, evaluate, test_set
 from chanest.estimators.lora import LoraParams
 from chanest.channel.ofdm import OFDMConfig
 from chanest.training.train import TrainConfig, make_val_sets, resolve_device
+from chanest.utils.params import from_section, get
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,11 @@ class FrontierParams:
             raise ValueError(f"frontier.ranks must be ranks >= 1, got {list(self.ranks)}")
         if self.workers < 1:
             raise ValueError(f"frontier.workers must be >= 1, got {self.workers}")
+
+
+def frontier_params(params: dict) -> FrontierParams:
+    """The ``frontier`` params section as a :class:`FrontierParams`."""
+    return from_section(FrontierParams, get(params, "frontier"), "frontier")
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from chanest.evaluation.methods import subset
 from chanest.studies.bler import SNR_STEP_DB, TARGET_BLER, fit_logistic
 from chanest.channel.ofdm import OFDMConfig
-from chanest.utils.params import COUNT, NON_NEGATIVE, Range
+from chanest.utils.params import COUNT, NON_NEGATIVE, Range, from_section, get
 from chanest.channel.sampler import ChannelBatch, ChannelSampler
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,11 @@ class LinkParams:
                              "or boxplus-phi")
         if self.min_errors > self.max_blocks:
             raise ValueError(f"link.min_errors ({self.min_errors}) must be <= max_blocks ({self.max_blocks})")
+
+
+def link_params(params: dict) -> LinkParams:
+    """The ``link`` params section as a :class:`LinkParams`."""
+    return from_section(LinkParams, get(params, "link"), "link")
 
 
 # --------------------------------------------------------------------------------------------

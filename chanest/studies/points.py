@@ -27,7 +27,7 @@ import pandas as pd
 from chanest.errors import InputError
 from chanest.evaluation import methods, stats
 from chanest.evaluation.report import LEARNED, METHODS, TestErrors
-from chanest.utils.params import Range
+from chanest.utils.params import Range, from_section, get
 from chanest.channel.pdp import check_scenario, name_key
 
 #: Methods compared with the base in pairs (when present).
@@ -49,6 +49,11 @@ class PointsParams:
             raise ValueError("snr_db is empty: name at least one scenario and its SNR (dB)")
         for name in self.snr_db:
             check_scenario(name)
+
+
+def points_params(params: dict) -> PointsParams:
+    """The ``points`` params section as a :class:`PointsParams`."""
+    return from_section(PointsParams, get(params, "points"), "points")
 
 
 def _r(x: float) -> float:

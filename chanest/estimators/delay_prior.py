@@ -254,7 +254,7 @@ class AtomPower(nn.Module):
         apart = (cells[:, :, None] - cells[:, None, :]).abs()
         apart = apart.masked_fill(~(on[:, :, None] & on[:, None, :]), math.inf)
         apart = apart.masked_fill(torch.eye(g2.shape[-1], dtype=torch.bool, device=g2.device), math.inf)
-        nearest = apart.min(-1).values.clamp_max(1e3) if g2.shape[-1] > 1 else torch.full_like(g2, 1e3)
+        nearest = apart.min(-1).values.clamp_max(1e3)  # a lone atom: 1e3 cells
         return torch.stack([
             torch.log10(g2 * self.n_pilots / noise_var.double()[:, None] + 1e-6) / 3,
             (snr_db.double() / 10)[:, None].expand_as(g2),

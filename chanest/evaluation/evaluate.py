@@ -12,7 +12,6 @@ then joins the parts into the reports.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 import logging
 import os
 import time
@@ -69,7 +68,7 @@ def test_set(
 test_set.__test__ = False  # not a pytest test
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Context:
     """What a plugin method is built from (:mod:`chanest.evaluation.plugins`): the numerology and
     the scenario's statistics LMMSE (from its training PDPs)."""

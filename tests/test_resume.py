@@ -25,7 +25,7 @@ from conftest import REPO, TINY, merge, temp_repo
 
 pytestmark = pytest.mark.slow
 
-STEPS, KILL_AT = 300, 50
+STEPS, KILL_AT = 150, 50
 PARAMS = {"base": {"steps": STEPS, "batch_size": 64, "checkpoint_every": 10, "val_every": 40,
                    "val_samples": 32, "log_every": 10},
           "scenarios": {"targets": ["InF_Los"]}}  # the base's training is what is resumed

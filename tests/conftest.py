@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -151,6 +152,24 @@ def temp_repo(work: Path, params: dict, path: str = "params.yaml",
     return sh
 
 
+def sites_and_plugin(work: Path, sh: Callable[..., str]) -> tuple[str, str, str, str]:
+    """In the e2e repo ``work``: a new site among the targets, then a change of its file, then gone
+    again; then a method of one's own dropped in as one file (PLUGIN). The output of each repro."""
+    text = (work / "params.yaml").read_text()
+    old = "targets:\n  - InF_Los\n  - Factory_A\n"
+    assert text.count(old) == 1 and text.count("    file: PDP_Factory_A.mat\n") == 1, text
+    text = text.replace(old, old + "  - Plant_B\n").replace(
+        "    file: PDP_Factory_A.mat\n", "    file: PDP_Factory_A.mat\n  Plant_B:\n    source: mat\n    file: PDP_Plant_B.mat\n")
+    (work / "params.yaml").write_text(text)
+    added = sh("dvc", "repro")
+    (work / NEW_SITE[0]).write_bytes((NYUSIM_PDP / "PDP_InF_Nlos.mat").read_bytes())  # the site re-measured
+    changed = sh("dvc", "repro")
+    sh("git", "checkout", "--", "params.yaml", NEW_SITE[0])
+    removed = sh("dvc", "repro")
+    (work / PLUGIN[0]).write_text(PLUGIN[1])  # one file, nothing else edited
+    return added, changed, removed, sh("dvc", "repro")
+
+
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory) -> SimpleNamespace:
     """The real `dvc repro` (twice), a forced `pdp` re-run, `dvc exp run -S lora.r=2`, `metrics diff`,
@@ -176,39 +195,29 @@ def pipeline(tmp_path_factory) -> SimpleNamespace:
     ns.metrics_diff = sh("dvc", "metrics", "diff", "HEAD~1", "HEAD", "--json")
     ns.exp_show = sh("dvc", "exp", "show", "--csv")
     ns.plots = sh("dvc", "plots", "show", "-o", str(work / "dvc_plots"))
-    # the frontier (frontier/dvc.yaml), then a budget added to its list
-    ns.frontier_first = sh("dvc", "repro", "frontier/dvc.yaml")
-    ns.frontier_csv_first = (work / "reports/frontier.csv").read_text()
-    # (edited as text: a YAML round trip would turn `dvc exp run`'s bare `amp: off` into `false`)
-    text = (work / "params.yaml").read_text()
-    assert text.count("budgets:\n  - 4\n  - all\n") == 1, text
-    (work / "params.yaml").write_text(text.replace("budgets:\n  - 4\n  - all\n", "budgets:\n  - 4\n  - 8\n  - all\n"))
-    ns.frontier_status = sh("dvc", "status", "frontier/dvc.yaml")
-    ns.frontier_second = sh("dvc", "repro", "frontier/dvc.yaml")
-    ns.frontier_plots = sh("dvc", "plots", "show", "-o", str(work / "frontier_plots"))
-    ns.link = sh("dvc", "repro", "link/dvc.yaml")  # the PUSCH link (link/dvc.yaml)
-    ns.peers = sh("dvc", "repro", "peers/dvc.yaml")  # the deep-learning peers (peers/dvc.yaml)
-    ns.peers_again = sh("dvc", "repro", "peers/dvc.yaml")
-    sh("git", "add", "-A")
-    sh("git", "commit", "-qm", "frontier and link results")
-    # a new site among the targets, then a change of its file, then gone again: in a copy of the
-    # repo (outputs and cache included), so the repo the other tests read stays as committed
+    # Sites and a method of one's own, in a copy of the repo (outputs and cache included) so that the
+    # repo the other tests read stays as committed. The copy's DVC commands run in a thread beside
+    # the frontier, link and peers pipelines below: two repos, no shared DVC state, and on 2 cores
+    # a stage's start-up (imports, one thread) leaves the other core mostly idle.
     sites = work.parent / "sites"
     shutil.copytree(work, sites, symlinks=True)
-    sh, work = shell(sites), sites
-    text = (work / "params.yaml").read_text()
-    old = "targets:\n  - InF_Los\n  - Factory_A\n"
-    assert text.count(old) == 1 and text.count("    file: PDP_Factory_A.mat\n") == 1, text
-    text = text.replace(old, old + "  - Plant_B\n").replace(
-        "    file: PDP_Factory_A.mat\n", "    file: PDP_Factory_A.mat\n  Plant_B:\n    source: mat\n    file: PDP_Plant_B.mat\n")
-    (work / "params.yaml").write_text(text)
-    ns.site_added = sh("dvc", "repro")
-    site = work / NEW_SITE[0]
-    site.write_bytes((NYUSIM_PDP / "PDP_InF_Nlos.mat").read_bytes())  # the site re-measured
-    ns.site_changed = sh("dvc", "repro")
-    sh("git", "checkout", "--", "params.yaml", NEW_SITE[0])
-    ns.site_removed = sh("dvc", "repro")
-    # a method of one's own: one file, nothing else edited
-    (work / PLUGIN[0]).write_text(PLUGIN[1])
-    ns.plugin_work, ns.plugin = work, sh("dvc", "repro")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        site_runs = pool.submit(sites_and_plugin, sites, shell(sites))
+        # the frontier (frontier/dvc.yaml), then a budget added to its list
+        ns.frontier_first = sh("dvc", "repro", "frontier/dvc.yaml")
+        ns.frontier_csv_first = (work / "reports/frontier.csv").read_text()
+        # (edited as text: a YAML round trip would turn `dvc exp run`'s bare `amp: off` into `false`)
+        text = (work / "params.yaml").read_text()
+        assert text.count("budgets:\n  - 4\n  - all\n") == 1, text
+        (work / "params.yaml").write_text(text.replace("budgets:\n  - 4\n  - all\n", "budgets:\n  - 4\n  - 8\n  - all\n"))
+        ns.frontier_status = sh("dvc", "status", "frontier/dvc.yaml")
+        ns.frontier_second = sh("dvc", "repro", "frontier/dvc.yaml")
+        ns.frontier_plots = sh("dvc", "plots", "show", "-o", str(work / "frontier_plots"))
+        ns.link = sh("dvc", "repro", "link/dvc.yaml")  # the PUSCH link (link/dvc.yaml)
+        ns.peers = sh("dvc", "repro", "peers/dvc.yaml")  # the deep-learning peers (peers/dvc.yaml)
+        ns.peers_again = sh("dvc", "repro", "peers/dvc.yaml")
+        sh("git", "add", "-A")
+        sh("git", "commit", "-qm", "frontier and link results")
+        ns.site_added, ns.site_changed, ns.site_removed, ns.plugin = site_runs.result()
+    ns.plugin_work = sites
     return ns

@@ -114,11 +114,18 @@ def ran(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
-def shell(work: Path) -> Callable[..., str]:
-    """``sh(*cmd)`` in ``work``: the venv on PATH, no analytics, a git identity; it asserts the
-    command succeeds and returns its stdout + stderr."""
+#: The environment at the start of the session, for the end-to-end fixture's commands: they run in a
+#: thread while other tests run, and must not see those tests' ``monkeypatch.setenv``.
+ENVIRON = dict(os.environ)
+
+
+def shell(work: Path, environ: dict[str, str] | None = None) -> Callable[..., str]:
+    """``sh(*cmd)`` in ``work``, from ``environ`` (default: the current environment) with the venv on
+    PATH, no analytics and a git identity; it asserts the command succeeds and returns its stdout +
+    stderr."""
     venv_bin = Path(os.sys.executable).parent
-    env = {**os.environ, "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1",
+    environ = os.environ if environ is None else environ
+    env = {**environ, "PATH": f"{venv_bin}:{environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1",
            "GIT_AUTHOR_NAME": "chanest-test", "GIT_AUTHOR_EMAIL": "test@chanest.invalid",
            "GIT_COMMITTER_NAME": "chanest-test", "GIT_COMMITTER_EMAIL": "test@chanest.invalid",
            "PYTHONPATH": ""}
@@ -132,12 +139,13 @@ def shell(work: Path) -> Callable[..., str]:
 
 
 def temp_repo(work: Path, params: dict, path: str = "params.yaml",
-              files: dict[str, Path] | None = None) -> Callable[..., str]:
+              files: dict[str, Path] | None = None, environ: dict[str, str] | None = None) -> Callable[..., str]:
     """Copy this working tree into ``work`` (and ``files``: ``{path there: file here}``), write
     ``params`` as its ``path`` (the default pipeline's params.yaml, or e.g.
     research/params.yaml), commit it in a fresh git repo and return
     ``sh(*cmd)``: runs a command there (venv on PATH, no analytics, a git identity), asserts it
-    succeeds and returns its stdout + stderr."""
+    succeeds and returns its stdout + stderr. The commands start from ``environ`` (default: the
+    current environment)."""
     for f in repo_files():
         (work / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / f, work / f)
@@ -145,7 +153,7 @@ def temp_repo(work: Path, params: dict, path: str = "params.yaml",
         (work / there).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(here, work / there)
     (work / path).write_text(yaml.safe_dump(params, sort_keys=False))
-    sh = shell(work)
+    sh = shell(work, environ)
     sh("git", "init", "-q")
     sh("git", "add", "-A")
     sh("git", "commit", "-qm", "params")
@@ -170,17 +178,42 @@ def sites_and_plugin(work: Path, sh: Callable[..., str]) -> tuple[str, str, str,
     return added, changed, removed, sh("dvc", "repro")
 
 
+_E2E: dict = {}
+
+
+def pytest_collection_finish(session) -> None:
+    """Start building the end-to-end ``pipeline`` fixture in a thread as soon as a test that needs
+    it is collected: it is mostly DVC and stage processes starting up (one thread each), so on 2
+    cores it runs beside the other tests instead of after them; its tests wait for it."""
+    if any("pipeline" in item.fixturenames for item in session.items) and "future" not in _E2E:
+        work = session.config._tmp_path_factory.mktemp("e2e") / "repo"
+        _E2E["pool"] = ThreadPoolExecutor(max_workers=1)
+        _E2E["future"] = _E2E["pool"].submit(build_pipeline, work)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    if "pool" in _E2E:
+        _E2E["pool"].shutdown(wait=True)
+
+
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory) -> SimpleNamespace:
+    """The end-to-end run (:func:`build_pipeline`), started at collection; its result."""
+    if "future" not in _E2E:  # (collected some other way)
+        _E2E["future"] = ThreadPoolExecutor(max_workers=1).submit(
+            build_pipeline, tmp_path_factory.mktemp("e2e") / "repo")
+    return _E2E["future"].result()
+
+
+def build_pipeline(work: Path) -> SimpleNamespace:
     """The real `dvc repro` (twice), a forced `pdp` re-run, `dvc exp run -S lora.r=2`, `metrics diff`,
     `exp show` and `plots show` on TINY params in a temp git repo, then the frontier (twice: a
     budget added), the link and peers pipelines, a site added, changed and removed, and a method
     of one's own dropped in (PLUGIN); run once per test session."""
-    work = tmp_path_factory.mktemp("e2e") / "repo"
     params = merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY)
     params["pdp"]["mat_dir"] = "data/site_files"
     params["sites"] = {"Factory_A": {"source": "mat", "file": "PDP_Factory_A.mat"}}
-    sh = temp_repo(work, params, files=dict([SITE_FILE, NEW_SITE]))
+    sh = temp_repo(work, params, files=dict([SITE_FILE, NEW_SITE]), environ=ENVIRON)
     ns = SimpleNamespace(work=work, sh=sh)
     ns.first = sh("dvc", "repro")
     ns.second = sh("dvc", "repro")
@@ -202,7 +235,7 @@ def pipeline(tmp_path_factory) -> SimpleNamespace:
     sites = work.parent / "sites"
     shutil.copytree(work, sites, symlinks=True)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        site_runs = pool.submit(sites_and_plugin, sites, shell(sites))
+        site_runs = pool.submit(sites_and_plugin, sites, shell(sites, ENVIRON))
         # the frontier (frontier/dvc.yaml), then a budget added to its list
         ns.frontier_first = sh("dvc", "repro", "frontier/dvc.yaml")
         ns.frontier_csv_first = (work / "reports/frontier.csv").read_text()

@@ -199,9 +199,8 @@ def pytest_sessionfinish(session, exitstatus) -> None:
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory) -> SimpleNamespace:
     """The end-to-end run (:func:`build_pipeline`), started at collection; its result."""
-    if "future" not in _E2E:  # (collected some other way)
-        _E2E["future"] = ThreadPoolExecutor(max_workers=1).submit(
-            build_pipeline, tmp_path_factory.mktemp("e2e") / "repo")
+    if "future" not in _E2E:  # (not started at collection)
+        return build_pipeline(tmp_path_factory.mktemp("e2e") / "repo")
     return _E2E["future"].result()
 
 

@@ -178,32 +178,53 @@ def sites_and_plugin(work: Path, sh: Callable[..., str]) -> tuple[str, str, str,
     return added, changed, removed, sh("dvc", "repro")
 
 
-_E2E: dict = {}
+#: The end-to-end runs built in the background, by the name of the fixture their tests use:
+#: name -> builder(work directory). Test modules add theirs with :func:`background_run`.
+BACKGROUND: dict[str, Callable[[Path], object]] = {}
+_RUNS: dict = {}
+
+
+def background_run(name: str) -> Callable:
+    """Register the decorated ``builder(work)`` as the background run of fixture ``name``."""
+    def register(builder: Callable[[Path], object]) -> Callable[[Path], object]:
+        BACKGROUND[name] = builder
+        return builder
+    return register
 
 
 def pytest_collection_finish(session) -> None:
-    """Start building the end-to-end ``pipeline`` fixture in a thread as soon as a test that needs
-    it is collected: it is mostly DVC and stage processes starting up (one thread each), so on 2
-    cores it runs beside the other tests instead of after them; its tests wait for it."""
-    if any("pipeline" in item.fixturenames for item in session.items) and "future" not in _E2E:
-        work = session.config._tmp_path_factory.mktemp("e2e") / "repo"
-        _E2E["pool"] = ThreadPoolExecutor(max_workers=1)
-        _E2E["future"] = _E2E["pool"].submit(build_pipeline, work)
+    """Start the background runs (:data:`BACKGROUND`) that a collected test needs, one after the
+    other in one thread, as soon as collection ends. They are mostly DVC and stage processes starting
+    up (one thread each), so on 2 cores they run beside the other tests instead of after them; each
+    run's tests wait for it (:func:`background_result`). Their commands start from :data:`ENVIRON`.
+    ``--collect-only`` starts nothing."""
+    wanted = [n for n in BACKGROUND if any(n in item.fixturenames for item in session.items)]
+    if wanted and "pool" not in _RUNS and not session.config.option.collectonly:
+        _RUNS["pool"] = ThreadPoolExecutor(max_workers=1)
+        for name in wanted:
+            work = session.config._tmp_path_factory.mktemp(name) / "repo"
+            _RUNS[name] = _RUNS["pool"].submit(BACKGROUND[name], work)
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
-    if "pool" in _E2E:
-        _E2E["pool"].shutdown(wait=True)
+    if "pool" in _RUNS:
+        _RUNS["pool"].shutdown(wait=True)
+
+
+def background_result(name: str, tmp_path_factory) -> object:
+    """The result of background run ``name``; built here and now if it was not started at collection."""
+    if name not in _RUNS:
+        return BACKGROUND[name](tmp_path_factory.mktemp(name) / "repo")
+    return _RUNS[name].result()
 
 
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory) -> SimpleNamespace:
     """The end-to-end run (:func:`build_pipeline`), started at collection; its result."""
-    if "future" not in _E2E:  # (not started at collection)
-        return build_pipeline(tmp_path_factory.mktemp("e2e") / "repo")
-    return _E2E["future"].result()
+    return background_result("pipeline", tmp_path_factory)
 
 
+@background_run("pipeline")
 def build_pipeline(work: Path) -> SimpleNamespace:
     """The real `dvc repro` (twice), a forced `pdp` re-run, `dvc exp run -S lora.r=2`, `metrics diff`,
     `exp show` and `plots show` on TINY params in a temp git repo, then the frontier (twice: a

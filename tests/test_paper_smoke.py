@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import math
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
-from conftest import REPO, SOURCES, merge, ran, temp_repo
+from conftest import ENVIRON, REPO, SOURCES, background_result, background_run, merge, ran, temp_repo
 
 TARGETS = ["InF_Los", "NYU_InF"]  # a Sionna target and the profile's NYUSIM site
 
@@ -43,18 +44,29 @@ def numbers(node, skip: str = "_ci_db") -> list[float]:
     return [float(node)] if isinstance(node, (int, float)) and not isinstance(node, bool) else []
 
 
-def test_paper_profile_runs_the_whole_pipeline(tmp_path):
+@background_run("paper_run")
+def build_paper_run(work):
+    """`dvc repro` of the shrunk paper profile in a temp git repo (started at collection, in the
+    background, after the end-to-end ``pipeline``: see conftest)."""
+    params = merge(yaml.safe_load((REPO / "profiles/paper.yaml").read_text()), SMALL)
+    sh = temp_repo(work, params, environ=ENVIRON)
+    return SimpleNamespace(work=work, out=sh("dvc", "repro"))
+
+
+@pytest.fixture(scope="module")
+def paper_run(tmp_path_factory):
+    return background_result("paper_run", tmp_path_factory)
+
+
+def test_paper_profile_runs_the_whole_pipeline(paper_run):
     paper = yaml.safe_load((REPO / "profiles/paper.yaml").read_text())
     assert paper["ofdm"]["n_subcarriers"] == 3072 and paper["ofdm"]["pilot_spacing"] == 6
-    params = merge(paper, SMALL)
-    sh = temp_repo(tmp_path / "repo", params)
-    out = sh("dvc", "repro")
-    stages = ran(out)
+    stages = ran(paper_run.out)
     expected = {"sites", "train_base", "plot"} | {f"transfer@{t}" for t in TARGETS}
     assert expected <= stages, sorted(stages)
     assert len(stages - expected) >= 1, sorted(stages)  # the evaluation stage(s), whatever their names
 
-    w = tmp_path / "repo"
+    w = paper_run.work
     for path in ["models/base/model.safetensors", "reports/train_base.json", "reports/metrics.json",
                  "reports/nmse_vs_snr.csv", *[f"models/lora/{t}/adapter_model.safetensors" for t in TARGETS]]:
         assert (w / path).is_file(), path

@@ -31,6 +31,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from chanest.utils import imports
+
 LIVE = Path("reports/live")
 
 
@@ -39,7 +41,8 @@ class TrainingLog:
 
     def __init__(self, directory: str | os.PathLike):
         os.environ["DVC_STUDIO_OFFLINE"] = "true"  # read by dvclive's Studio client: never post
-        from dvclive import Live
+        with imports.collector_paused():
+            from dvclive import Live
 
         logging.getLogger("dvclive").setLevel(logging.WARNING)  # not its random experiment name
         self.live = Live(dir=os.fspath(directory), resume=False, report=None, save_dvc_exp=False,

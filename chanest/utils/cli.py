@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 
 from chanest.errors import CheckpointError, InputError, MissingInputError
-from chanest.utils import cpu
+from chanest.utils import cpu, imports
 
 #: The project's own input errors (params, PDP files, checkpoints, stale or missing outputs of an
 #: earlier stage), reported in one line without a traceback. Any other exception is a defect of
@@ -53,6 +53,7 @@ def run(main: Callable[[], None]) -> None:
     setup_logging()
     if "torch" in sys.modules:  # a stage that computes with torch imported it already
         cpu.warm_up()
+    imports.resume_after_imports()  # the stage's imports ran without the garbage collector
     try:
         main()
     except INPUT_ERRORS as err:
@@ -71,11 +72,18 @@ def finish() -> None:
     lost by skipping it: every output is written to a temporary file and renamed into place before
     ``main`` returns. The process exits normally where that does more than free memory: under a
     profiler or tracer (``python -m cProfile``, coverage), which write their data then, and while
-    another Python thread runs, which a normal exit waits for.
+    another non-daemon Python thread runs, which a normal exit waits for. Daemon threads, which a
+    normal exit does not wait for either, do not count (tqdm's monitor, which the transfer stages'
+    libraries start, is one).
     """
-    if sys.getprofile() is not None or sys.gettrace() is not None or threading.active_count() > 1:
+    if sys.getprofile() is not None or sys.gettrace() is not None or _working_threads():
         return
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def _working_threads() -> bool:
+    """Whether a non-daemon thread other than this one is alive."""
+    return any(t is not threading.current_thread() and not t.daemon for t in threading.enumerate())

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.io
 
 #: The 116-byte text header of MAT v5 files written here: fixed, so that the same PDPs give the
 #: same bytes (scipy writes the creation time there, which would change DVC's hash on every run).
@@ -73,6 +72,8 @@ def file_sha256(path: str | os.PathLike) -> str:
 def write_mat(path: str | os.PathLike, variables: dict[str, Any]) -> None:
     """``scipy.io.savemat`` with a fixed header (byte-identical output for identical data),
     atomically."""
+    import scipy.io  # here: ~0.2 s that a stage which writes no .mat file does not pay
+
     buf = io.BytesIO()
     scipy.io.savemat(buf, variables)
     data = buf.getvalue()

@@ -28,7 +28,7 @@ def cluster_weights(clusters: np.ndarray, n_boot: int, rng: np.random.Generator)
     """
     ids, inverse = np.unique(np.asarray(clusters), return_inverse=True)
     counts = rng.multinomial(len(ids), np.full(len(ids), 1.0 / len(ids)), size=n_boot)
-    return counts[:, inverse].astype(np.float64)
+    return counts.astype(np.float64)[:, inverse]  # cast per cluster, then spread over the samples
 
 
 def snr_means_db(nmse: np.ndarray, snr_db: np.ndarray, snrs: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -36,12 +36,25 @@ def snr_means_db(nmse: np.ndarray, snr_db: np.ndarray, snrs: np.ndarray, weights
 
     nmse: (n,) per-sample NMSE (linear); snr_db: (n,) each sample's SNR; snrs: the SNRs to report.
     """
-    out = np.empty((weights.shape[0], len(snrs)))
-    for j, s in enumerate(snrs):
+    return _means_db(nmse, _split_by_snr(snr_db, snrs, weights), weights.shape[0])
+
+
+def _split_by_snr(snr_db: np.ndarray, snrs: np.ndarray, weights: np.ndarray) -> list[tuple]:
+    """Per SNR of ``snrs``: its samples (mask), their (R, n_s) weights and the weights' row sums."""
+    parts = []
+    for s in snrs:
         m = snr_db == s
         w = weights[:, m]
+        parts.append((m, w, w.sum(axis=1)))
+    return parts
+
+
+def _means_db(nmse: np.ndarray, parts: list[tuple], rows: int) -> np.ndarray:
+    """(rows, n_snr) dB of the weighted mean ``nmse`` at each SNR of ``parts`` (:func:`_split_by_snr`)."""
+    out = np.empty((rows, len(parts)))
+    for j, (m, w, total) in enumerate(parts):
         with np.errstate(divide="ignore", invalid="ignore"):  # no sample of s in a replicate: NaN
-            out[:, j] = 10.0 * np.log10((w @ nmse[m]) / w.sum(axis=1))
+            out[:, j] = 10.0 * np.log10((w @ nmse[m]) / total)
     return out
 
 
@@ -69,9 +82,10 @@ class PairedDB:
         self.energy, self.snr_db = energy, snr_db
         self.snrs = np.unique(snr_db)
         self.weights = np.vstack([np.ones((1, len(snr_db))), cluster_weights(pdp_index, n_boot, rng)])
+        self._parts = _split_by_snr(snr_db, self.snrs, self.weights)  # shared by every method
 
     def __call__(self, err: np.ndarray) -> np.ndarray:
-        return snr_means_db(err / self.energy, self.snr_db, self.snrs, self.weights)
+        return _means_db(err / self.energy, self._parts, self.weights.shape[0])
 
     def mean_over(self, db: np.ndarray, snr_range_db: tuple[float, float]) -> np.ndarray:
         """(1 + n_boot,): the mean of (1 + n_boot, n_snr) ``db`` over the SNRs in ``snr_range_db``."""

@@ -81,11 +81,12 @@ class PairedDB:
                  rng: np.random.Generator):
         self.energy, self.snr_db = energy, snr_db
         self.snrs = np.unique(snr_db)
-        self.weights = np.vstack([np.ones((1, len(snr_db))), cluster_weights(pdp_index, n_boot, rng)])
-        self._parts = _split_by_snr(snr_db, self.snrs, self.weights)  # shared by every method
+        weights = np.vstack([np.ones((1, len(snr_db))), cluster_weights(pdp_index, n_boot, rng)])
+        self.rows = weights.shape[0]
+        self._parts = _split_by_snr(snr_db, self.snrs, weights)  # split once, shared by every method
 
     def __call__(self, err: np.ndarray) -> np.ndarray:
-        return _means_db(err / self.energy, self._parts, self.weights.shape[0])
+        return _means_db(err / self.energy, self._parts, self.rows)
 
     def mean_over(self, db: np.ndarray, snr_range_db: tuple[float, float]) -> np.ndarray:
         """(1 + n_boot,): the mean of (1 + n_boot, n_snr) ``db`` over the SNRs in ``snr_range_db``."""

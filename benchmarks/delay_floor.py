@@ -90,9 +90,10 @@ def floor(scenario: str, snr_db: float, n: int, params: dict) -> dict[str, float
     found = found_gains.abs() > 0
     cells = (found_delays[:, :, None] - true[:, None, :]).abs() / nomp.cell_s  # (B, K found, T true)
     cells = cells.masked_fill(~(found[:, :, None] & on[:, None, :]), math.inf)
-    inf = math.inf  # padded, so that the minimum of a sample with no atom (or no tap) is inf
-    missed = on & (torch.cat([cells, torch.full_like(cells[:, :1], inf)], 1).amin(1) > 0.5)
-    false = found & (torch.cat([cells, torch.full_like(cells[:, :, :1], inf)], 2).amin(2) > 0.5)
+    # padded with an inf row and column, so that a sample with no atom (or no tap) still reduces
+    cells = torch.nn.functional.pad(cells, (0, 1, 0, 1), value=math.inf)
+    missed = on & (cells[:, :, :-1].amin(1) > 0.5)
+    false = found & (cells[:, :-1, :].amin(2) > 0.5)
     refined = refine_from(nomp, y, found_delays.clone(), found, s)
     plus = refine_from(nomp, y, torch.cat([found_delays, true], 1), torch.cat([found, missed], 1), s)
     less = refine_from(nomp, y, found_delays.clone(), found & ~false, s)

@@ -45,7 +45,7 @@ from torch import Tensor, nn
 
 from chanest.channel.ofdm import OFDMConfig
 from chanest.channel.response import tap_response
-from chanest.estimators.delay_prior import AtomPower, DelayPrior, GridLMMSE, delay_grid
+from chanest.estimators.delay_prior import AtomPower, CompanionPower, DelayPrior, GridLMMSE, delay_grid
 from chanest.estimators.nomp import NOMP, NOMPConfig
 from chanest.utils.params import COUNT, DROPOUT, POSITIVE, Range, from_section, get
 
@@ -80,6 +80,7 @@ class EstimatorConfig:
     delay_blocks: int = 5
     offgrid_taps: int = 0
     offgrid_cyclic_rounds: int = 1
+    offgrid_companions: tuple[float, ...] = ()
 
     RANGES: ClassVar[dict[str, Range]] = {
         "token_size": COUNT, "d_model": COUNT, "n_heads": COUNT, "n_layers": COUNT, "d_ff": COUNT,
@@ -89,6 +90,7 @@ class EstimatorConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pilot_indices", tuple(int(i) for i in self.pilot_indices))
+        object.__setattr__(self, "offgrid_companions", tuple(float(c) for c in self.offgrid_companions))
         if self.n_subcarriers % self.token_size:
             raise ValueError(
                 f"model.token_size={self.token_size} must divide n_subcarriers={self.n_subcarriers}"
@@ -110,6 +112,11 @@ class EstimatorConfig:
         steps = {b - a for a, b in zip(self.pilot_indices, self.pilot_indices[1:])}
         if self.offgrid_taps and len(steps) > 1:
             raise ValueError("model.offgrid_taps needs pilots on a regular comb")
+        if self.offgrid_companions and not self.offgrid_taps:
+            raise ValueError("model.offgrid_companions needs offgrid_taps > 0")
+        if any(not math.isfinite(c) or c == 0 for c in self.offgrid_companions):
+            raise ValueError(f"model.offgrid_companions: offsets in delay-resolution cells, finite and "
+                             f"non-zero; got {list(self.offgrid_companions)}")
 
     @property
     def n_tokens(self) -> int:
@@ -118,6 +125,10 @@ class EstimatorConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["pilot_indices"] = list(self.pilot_indices)
+        if self.offgrid_companions:
+            d["offgrid_companions"] = list(self.offgrid_companions)
+        else:  # written only when set: configs saved before the option stay byte for byte the same
+            del d["offgrid_companions"]
         return d
 
     @classmethod
@@ -279,6 +290,10 @@ class ChannelEstimator(nn.Module):
             if cfg.offgrid_taps:
                 self.offgrid = offgrid_front_end(cfg)
                 self.atom_power = AtomPower(len(cfg.pilot_indices), self.offgrid.cell_s)
+            if cfg.offgrid_companions:
+                self.companion_power = CompanionPower(
+                    len(cfg.pilot_indices), self.offgrid.cell_s, cfg.offgrid_companions, self.offgrid.step_hz,
+                    cfg.pilot_indices[0] * cfg.subcarrier_spacing_hz)
         self.pilot_embed = nn.Linear(2 * t, d)
         self.memory_pos = nn.Parameter(torch.randn(n_tok, d) * 0.02)
         self.queries = nn.Parameter(torch.randn(n_tok, d) * 0.02)
@@ -351,8 +366,12 @@ class ChannelEstimator(nn.Module):
                 left = (rest.abs().pow(2).mean(-1).float() - noise_var).clamp_min(1e-4 * channel)
             logits, gate = self.delay_prior(z, noise_var, snr_db, self.grid_lmmse.matched_filter(rest))
             left = left * 2 * torch.sigmoid(gate)
+            atom_power = self.atom_power(gains, atoms, noise_var, snr_db)
+            if self.cfg.offgrid_companions and atoms.shape[-1]:  # undetected taps at known offsets
+                extra, extra_power = self.companion_power(atoms, gains, rest, noise_var, snr_db)
+                atoms, atom_power = torch.cat([atoms, extra], -1), torch.cat([atom_power, extra_power], -1)
             return self.grid_lmmse(y, noise_var, torch.softmax(logits, dim=-1) * left[:, None],
-                                   atoms=atoms, atom_power=self.atom_power(gains, atoms, noise_var, snr_db))
+                                   atoms=atoms, atom_power=atom_power)
         if self.cfg.residual == "ls_linear":
             return y @ self.interp.to(y.dtype)
         if self.cfg.residual == "robust_lmmse":

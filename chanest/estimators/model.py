@@ -81,11 +81,12 @@ class EstimatorConfig:
     offgrid_taps: int = 0
     offgrid_cyclic_rounds: int = 1
     offgrid_companions: tuple[float, ...] = ()
+    offgrid_final_rounds: int = 0
 
     RANGES: ClassVar[dict[str, Range]] = {
         "token_size": COUNT, "d_model": COUNT, "n_heads": COUNT, "n_layers": COUNT, "d_ff": COUNT,
         "dropout": DROPOUT, "delay_oversample": POSITIVE, "delay_channels": COUNT, "delay_blocks": COUNT,
-        "offgrid_taps": Range(0.0), "offgrid_cyclic_rounds": COUNT,
+        "offgrid_taps": Range(0.0), "offgrid_cyclic_rounds": COUNT, "offgrid_final_rounds": Range(0.0),
     }
 
     def __post_init__(self) -> None:
@@ -129,6 +130,8 @@ class EstimatorConfig:
             d["offgrid_companions"] = list(self.offgrid_companions)
         else:  # written only when set: configs saved before the option stay byte for byte the same
             del d["offgrid_companions"]
+        if not self.offgrid_final_rounds:  # likewise
+            del d["offgrid_final_rounds"]
         return d
 
     @classmethod
@@ -386,14 +389,16 @@ def offgrid_front_end(cfg: EstimatorConfig) -> NOMP:
 
     After each of its first 4 detections it runs ``model.offgrid_cyclic_rounds`` cyclic passes
     (taps a resolution cell apart, found early, need many passes to separate), after later
-    ones at most NOMP's 3, so that dense channels (many atoms) cost what they did.
+    ones at most NOMP's 3, so that dense channels (many atoms) cost what they did; once a
+    sample's detection stops, ``model.offgrid_final_rounds`` closing passes over its taps.
     """
     p = cfg.pilot_indices
     ofdm = OFDMConfig(subcarrier_spacing_hz=cfg.subcarrier_spacing_hz, n_subcarriers=cfg.n_subcarriers,
                       fft_size=cfg.n_subcarriers, cp_s=cfg.prior_max_delay_s, dmrs_symbol=0,
                       pilot_spacing=p[1] - p[0], pilot_offset=p[0], delay_offset_max_cp=0.0)
     rounds = cfg.offgrid_cyclic_rounds
-    return NOMP(ofdm, NOMPConfig(max_taps=cfg.offgrid_taps, cyclic_rounds=rounds),
+    return NOMP(ofdm, NOMPConfig(max_taps=cfg.offgrid_taps, cyclic_rounds=rounds,
+                                 final_rounds=cfg.offgrid_final_rounds),
                 later_rounds=(4, min(rounds, 3)))
 
 

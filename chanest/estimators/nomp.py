@@ -15,7 +15,8 @@ delays on the continuum. Per sample, starting from the residual ``r = y``:
    each tap with the others removed from the residual).
 3. **Re-fit** all gains by least squares and update the residual.
 
-The estimate is ``H[k] = sum_l g_l exp(-j 2 pi f_k tau_l)`` on every subcarrier.
+When the stopping rule fires, ``final_rounds`` more cyclic passes over the taps found and a last
+re-fit (the reference implementation's closing refinement). The estimate is ``H[k] = sum_l g_l exp(-j 2 pi f_k tau_l)`` on every subcarrier.
 
 Faithful to the paper's algorithm; two guards keep one sample from dominating a mean NMSE: a Newton
 step is taken only where the objective is locally concave, is at most one detection-grid step, and
@@ -23,6 +24,8 @@ is kept only if it lowers the residual (the reference code takes a random step i
 objective is not concave); and the least-squares re-fit carries a ridge of the noise variance
 (negligible against ``A^H A ~ N`` for resolvable taps, it bounds the gains of two delays that
 converge). Everything is batched over samples in complex128: the loop is over taps, not samples.
+Each sample is fitted as if it were alone: once its stopping rule fires, nothing more is done to it
+while the others of its batch go on detecting, so an estimate never depends on its batch-mates.
 
 Units: delays in seconds inside the public API; internally a delay is ``u = tau * pilot_step_hz``
 (cycles per pilot step, ``u`` in [0, 1) is unambiguous). Shapes: pilots (B, N) complex, noise
@@ -52,6 +55,7 @@ class NOMPConfig:
     cyclic_rounds: passes of cyclic refinement over all taps after each detection (R_c: 3).
     p_fa:          false-alarm probability of the stopping rule (per sample, noise only).
     max_taps:      most taps per sample (a cap for dense channels; the rule usually stops first).
+    final_rounds:  cyclic passes over all taps once a sample's detection stops (0: none).
     """
 
     oversample: int = 4
@@ -59,10 +63,11 @@ class NOMPConfig:
     cyclic_rounds: int = 3
     p_fa: float = 1e-2
     max_taps: int = 64
+    final_rounds: int = 0
 
     RANGES: ClassVar[dict[str, Range]] = {
         "oversample": COUNT, "newton_steps": COUNT, "cyclic_rounds": COUNT, "max_taps": COUNT,
-        "p_fa": Range(0.0, 1.0, low_open=True, high_open=True),
+        "final_rounds": Range(0.0), "p_fa": Range(0.0, 1.0, low_open=True, high_open=True),
     }
 
 
@@ -128,23 +133,22 @@ class NOMP:
             spec = torch.fft.ifft(r, n=self.n_grid).abs().pow(2) * (self.n_grid**2 / self.n)
             spec = torch.where(window, spec, -1.0)
             peak, m = spec.max(dim=-1)
-            active &= peak > thr
+            stops = active & (peak <= thr)
+            if k and self.cfg.final_rounds and bool(stops.any()):  # the rule fired: these samples' closing passes
+                self._cycle(stops, k, self.cfg.final_rounds, y, u, g, a, on, s, n_i, w)
+            active &= ~stops
             if not bool(active.any()):
                 break
             on[:, k] = active
-            u[:, k] = torch.where(active, grid_u[m], 0.0)
-            a[:, k] = _steer(u[:, k], n_i)
-            u[:, k], g[:, k], a[:, k] = self._refine(r, u[:, k], a[:, k], active, n_i, w)
-            # 2. cyclic refinement of every tap so far, each against the residual without it
-            r = y - torch.einsum("bk,bkn->bn", g[:, : k + 1], a[:, : k + 1])
-            for _ in range(self._rounds(k)):
-                for j in range(k + 1):
-                    r_j = r + g[:, j, None] * a[:, j]
-                    u[:, j], g[:, j], a[:, j] = self._refine(r_j, u[:, j], a[:, j], on[:, j], n_i, w)
-                    r = r_j - g[:, j, None] * a[:, j]
-            # 3. least-squares re-fit of all gains, and the new residual
-            g[:, : k + 1] = self._refit(y, a[:, : k + 1], on[:, : k + 1], s)
-            r = y - torch.einsum("bk,bkn->bn", g[:, : k + 1], a[:, : k + 1])
+            # 2. refine the new tap, then cyclically every tap so far (the samples still detecting)
+            i = active.nonzero().squeeze(-1)
+            u_k = grid_u[m[i]]
+            u_k, g_k, a_k = self._refine(r[i], u_k, _steer(u_k, n_i), on[i, k], n_i, w)
+            u[i, k], g[i, k], a[i, k] = u_k, g_k, a_k
+            # 3. (in _cycle) least-squares re-fit of all gains, and the new residual
+            r[i] = self._cycle(active, k + 1, self._rounds(k), y, u, g, a, on, s, n_i, w)
+        if self.cfg.final_rounds and bool(active.any()):  # samples that reached max_taps: their closing passes too
+            self._cycle(active, k_max, self.cfg.final_rounds, y, u, g, a, on, s, n_i, w)
         used = int(on.sum(-1).max()) if b else 0  # taps are found in order: trim the padding
         return u[:, :used] / self.step_hz, g[:, :used]
 
@@ -155,6 +159,23 @@ class NOMP:
         return self.cfg.cyclic_rounds
 
     # ----------------------------------------------------------------------------------------
+
+    def _cycle(self, rows: Tensor, n_taps: int, rounds: int, y: Tensor, u: Tensor, g: Tensor,
+               a: Tensor, on: Tensor, s: Tensor, n_i: Tensor, w: Tensor) -> Tensor:
+        """``rounds`` cyclic passes over the first ``n_taps`` taps of the samples ``rows`` (B,)
+        bool, each tap refined against the residual without it, then the least-squares re-fit of
+        their gains. Updates u, g, a in place; returns those samples' residual (R, N)."""
+        i = rows.nonzero().squeeze(-1)
+        yi, ui, gi, ai, oni = y[i], u[i, :n_taps], g[i, :n_taps], a[i, :n_taps], on[i, :n_taps]
+        r = yi - torch.einsum("bk,bkn->bn", gi, ai)
+        for _ in range(rounds):
+            for j in range(n_taps):
+                r_j = r + gi[:, j, None] * ai[:, j]
+                ui[:, j], gi[:, j], ai[:, j] = self._refine(r_j, ui[:, j], ai[:, j], oni[:, j], n_i, w)
+                r = r_j - gi[:, j, None] * ai[:, j]
+        gi = self._refit(yi, ai, oni, s[i])
+        u[i, :n_taps], g[i, :n_taps], a[i, :n_taps] = ui, gi, ai
+        return yi - torch.einsum("bk,bkn->bn", gi, ai)
 
     def _refine(self, r: Tensor, u: Tensor, a: Tensor, sel: Tensor, n_i: Tensor,
                 w: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -211,10 +211,13 @@ def test_an_off_grid_estimator_starts_as_its_front_end(small_ofdm):
     """Off the grid the transformer's head starts at zero and the grid's total prior at the power
     the atoms leave above the noise: an untrained estimator is its residual estimate, bit for bit,
     and that estimate is about as good as its NOMP front-end alone on sparse channels (the atoms
-    carry the taps, the grid adds little), so training starts from a NOMP-grade estimate."""
+    carry the taps, the grid adds little), so training starts from a NOMP-grade estimate. The
+    front-end has closing passes, as in the research run (without them a sample that stops early
+    keeps its taps where its last detection left them, and the grid makes up a dB)."""
     import dataclasses
 
-    cfg = dataclasses.replace(tiny_config(small_ofdm, "delay_prior"), offgrid_taps=8, offgrid_cyclic_rounds=3)
+    cfg = dataclasses.replace(tiny_config(small_ofdm, "delay_prior"), offgrid_taps=8, offgrid_cyclic_rounds=3,
+                              offgrid_final_rounds=10)
     torch.manual_seed(0)
     net = ChannelEstimator(cfg).eval()
     g = torch.Generator().manual_seed(3)
@@ -318,3 +321,16 @@ def test_companions_are_a_trained_part_of_the_off_grid_estimator(small_ofdm):
         dataclasses.replace(cfg, offgrid_taps=0)
     with pytest.raises(ValueError, match="non-zero"):
         dataclasses.replace(cfg, offgrid_companions=(1.0, 0.0))
+
+
+def test_front_end_closing_passes_are_saved_only_when_set(small_ofdm):
+    """``model.offgrid_final_rounds`` reaches the front-end's NOMP, round-trips through the saved
+    config, and a config without it is written as before (no key)."""
+    import dataclasses
+
+    from chanest.estimators.model import EstimatorConfig
+
+    cfg = dataclasses.replace(tiny_config(small_ofdm, "delay_prior"), offgrid_taps=4, offgrid_final_rounds=10)
+    assert ChannelEstimator(cfg).offgrid.cfg.final_rounds == 10
+    assert EstimatorConfig.from_dict(cfg.to_dict()) == cfg
+    assert "offgrid_final_rounds" not in dataclasses.replace(cfg, offgrid_final_rounds=0).to_dict()

@@ -54,11 +54,9 @@ def test_two_off_grid_taps_are_found_where_they_are() -> None:
     assert err_genie - 0.2 < err_nomp < err_genie + 2.5
 
 
-def test_taps_a_cell_apart_need_more_cyclic_passes_and_later_ones_can_take_fewer() -> None:
-    """Two taps 1.05 resolution cells apart at 10 dB (the RMa_Los case): 10 cyclic passes place
-    them closer to their delays than NOMP's 3 and lower the error; ``later_rounds`` changes
-    nothing before its first capped detection, and with the cap at the first detection it is
-    the uncapped run with that many passes."""
+def _two_taps_a_cell_apart() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """300 channels of two taps 1.05 resolution cells apart at 10 dB (the RMa_Los case): the
+    channel (B, n_sc), its noisy pilots (B, N) and the noise variance (B,)."""
     g = torch.Generator().manual_seed(4)
     b = 300
     cell = 1.0 / (CPU.n_pilots * CPU.pilot_spacing * CPU.subcarrier_spacing_hz)
@@ -70,6 +68,15 @@ def test_taps_a_cell_apart_need_more_cyclic_passes_and_later_ones_can_take_fewer
     noise = torch.complex(torch.randn(b, CPU.n_pilots, generator=g, dtype=torch.float64),
                           torch.randn(b, CPU.n_pilots, generator=g, dtype=torch.float64))
     h_ls = h[:, torch.as_tensor(CPU.pilot_indices)] + noise * math.sqrt(0.1 / 2)
+    return h, h_ls, s
+
+
+def test_taps_a_cell_apart_need_more_cyclic_passes_and_later_ones_can_take_fewer() -> None:
+    """Two taps 1.05 resolution cells apart at 10 dB (the RMa_Los case): 10 cyclic passes place
+    them closer to their delays than NOMP's 3 and lower the error; ``later_rounds`` changes
+    nothing before its first capped detection, and with the cap at the first detection it is
+    the uncapped run with that many passes."""
+    h, h_ls, s = _two_taps_a_cell_apart()
     err = {r: float(db(nmse(NOMP(CPU, NOMPConfig(cyclic_rounds=r))(h_ls, s), h).mean())) for r in (3, 10)}
     assert err[10] < err[3] - 0.2, err
     ten = NOMP(CPU, NOMPConfig(cyclic_rounds=10))
@@ -140,16 +147,6 @@ def test_a_sample_is_fitted_as_if_alone(final_rounds: int) -> None:
 def test_closing_passes_lower_the_error_of_taps_a_cell_apart() -> None:
     """Two taps 1.05 cells apart at 10 dB: 30 closing passes once detection stops lower NOMP's
     error by more than 0.2 dB (the rule fires before the cyclic passes have separated them)."""
-    g = torch.Generator().manual_seed(4)
-    b = 300
-    cell = 1.0 / (CPU.n_pilots * CPU.pilot_spacing * CPU.subcarrier_spacing_hz)
-    delays = torch.tensor([2.2 * cell, 3.25 * cell], dtype=torch.float64).expand(b, 2).contiguous()
-    gains = torch.complex(torch.randn(b, 2, generator=g), torch.randn(b, 2, generator=g)).to(torch.complex128) / 2
-    h = tap_response(delays, gains, CPU.subcarrier_spacing_hz, CPU.n_subcarriers)
-    h = h / h.abs().pow(2).mean(-1, keepdim=True).sqrt()
-    s = torch.full((b,), 0.1, dtype=torch.float64)
-    noise = torch.complex(torch.randn(b, CPU.n_pilots, generator=g, dtype=torch.float64),
-                          torch.randn(b, CPU.n_pilots, generator=g, dtype=torch.float64))
-    h_ls = h[:, torch.as_tensor(CPU.pilot_indices)] + noise * math.sqrt(0.1 / 2)
+    h, h_ls, s = _two_taps_a_cell_apart()
     err = {f: float(db(nmse(NOMP(CPU, NOMPConfig(final_rounds=f))(h_ls, s), h).mean())) for f in (0, 30)}
     assert err[30] < err[0] - 0.2, err

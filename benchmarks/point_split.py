@@ -19,7 +19,13 @@ samples and on each group, of
   one, each scaled by the shrinkage that is best for its 0.5 dB bin of SNR over the pilots.
   The shrinkages are fitted on the validation PDPs (same seed, same SNR) and applied to the test
   samples: the most that looking for the missed taps below the stopping rule returns, with the
-  evidence the residual shows at the peaks.
+  evidence the residual shows at the peaks;
+- the adapted estimator taken apart, each piece added to the one before (its own front-end
+  and weights, nothing re-fitted): ``lmmse_atoms`` the LMMSE over the front-end's atoms with
+  their learned priors (``AtomPower``) alone; ``+companions`` with the companion atoms too;
+  ``+grid`` with the delay grid's prior too (the residual the transformer corrects);
+  ``lora`` is that plus the transformer's correction. Where ``lora`` loses to ``atoms``, the
+  steps show which piece costs it.
 
 It also gives the share of samples in each group, and the expected SNR over the pilots (the
 profile's power of the tap over the per-tap noise ``s / n_pilots``) of the taps the front-end
@@ -94,6 +100,7 @@ def _evidence(scenario: str, split: str, snr_db: float, n: int, params: dict) ->
     rest = y - tap_response(delays, gains, front.step_hz, front.n, ofdm.pilot_offset * df)
     with torch.no_grad():
         lora_err = torch.as_tensor(per_sample_errors(lambda x: lora(x.h_ls, x.snr_db), b, 100))
+        pieces = _pieces(lora, b.h_ls, b.snr_db)
     genie = torch.as_tensor(per_sample_errors(
         lambda x: genie_lmmse(x.h_ls, x.delays_s, x.powers, x.noise_var, ofdm), b, 100))
     nomp = NOMP(ofdm, nomp_config(params))(b.h_ls, b.noise_var).to(torch.complex128)
@@ -109,11 +116,34 @@ def _evidence(scenario: str, split: str, snr_db: float, n: int, params: dict) ->
         "right": (found.sum(-1) == on.sum(-1)).numpy(),
         "err": {"lora": lora_err.numpy(), "genie": genie.numpy(),
                 "nomp": (nomp - h).abs().pow(2).sum(-1).numpy(),
-                "atoms": (atoms - h).abs().pow(2).sum(-1).numpy()},
+                "atoms": (atoms - h).abs().pow(2).sum(-1).numpy()}
+        | {k: (v.to(torch.complex128) - h).abs().pow(2).sum(-1).numpy() for k, v in pieces.items()},
         "atoms_residual": h - atoms,  # (B, n_sc): what the atoms leave of the channel
         "peaks": _next_peaks(front, y, rest, s, df, n_sc),
         "missed_snr_db": expected_snr[missed].numpy(),
     }
+
+
+def _pieces(model, h_ls: torch.Tensor, snr_db: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The adapted estimator's residual built up piece by piece (see the module docstring), each
+    (B, n_sc) complex on the channel's scale; mirrors ``ChannelEstimator.residual_estimate``."""
+    scale = h_ls.abs().pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(1e-12)
+    y = h_ls / scale
+    channel = 1.0 / scale[:, 0].float() ** 2
+    noise_var = torch.pow(10.0, -snr_db.float() / 10) * channel
+    atoms, gains = model.offgrid.fit(y, noise_var)
+    at_pilots = tap_response(atoms, gains, model.offgrid.step_hz, model.offgrid.n,
+                             model.cfg.pilot_indices[0] * model.cfg.subcarrier_spacing_hz)
+    rest = (y.to(torch.complex128) - at_pilots).to(y.dtype)
+    power = model.atom_power(gains, atoms, noise_var, snr_db)
+    no_grid = torch.zeros(y.shape[0], model.grid_lmmse.n_grid)
+    out = {"lmmse_atoms": model.grid_lmmse(y, noise_var, no_grid, atoms=atoms, atom_power=power)}
+    if model.cfg.offgrid_companions:
+        extra, extra_power = model.companion_power(atoms, gains, rest, noise_var, snr_db)
+        atoms, power = torch.cat([atoms, extra], -1), torch.cat([power, extra_power], -1)
+        out["+companions"] = model.grid_lmmse(y, noise_var, no_grid, atoms=atoms, atom_power=power)
+    out["+grid"] = model.residual_estimate(y, snr_db, scale)
+    return {k: v * scale for k, v in out.items()}
 
 
 def _bin(snr_db: np.ndarray) -> np.ndarray:
@@ -155,7 +185,8 @@ def split(scenario: str, snr_db: float, n: int, params: dict) -> dict:
         return round(10 * math.log10(e.mean() / g.mean()), 3)
 
     groups = {"all": np.ones_like(test["right"]), "count_right": test["right"], "count_wrong": ~test["right"]}
-    methods = ("lora", "nomp", "atoms", "oracle", "next_peaks")
+    methods = ("lora", "nomp", "atoms", "oracle", "next_peaks") + tuple(k for k in err if k[0] in "l+"
+                                                                        and k != "lora")
     return {
         "gap_to_genie_db": {g: {m: gap(m, mask) for m in methods} for g, mask in groups.items()},
         "share_count_wrong": round(float((~test["right"]).mean()), 3),

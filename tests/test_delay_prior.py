@@ -334,3 +334,33 @@ def test_front_end_closing_passes_are_saved_only_when_set(small_ofdm):
     assert ChannelEstimator(cfg).offgrid.cfg.final_rounds == 10
     assert EstimatorConfig.from_dict(cfg.to_dict()) == cfg
     assert "offgrid_final_rounds" not in dataclasses.replace(cfg, offgrid_final_rounds=0).to_dict()
+
+
+def test_point_split_takes_the_off_grid_residual_apart_as_the_estimator_builds_it(small_ofdm):
+    """``benchmarks/point_split.py`` rebuilds the residual piece by piece (atoms with their priors,
+    then the companions, then the grid): its last piece is the estimator's own residual, and with
+    the head's weights set the estimator adds its correction on top, so a change to
+    ``ChannelEstimator.residual_estimate`` the benchmark does not follow fails here."""
+    import dataclasses
+    import sys
+
+    from conftest import REPO
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from point_split import _pieces
+
+    cfg = dataclasses.replace(tiny_config(small_ofdm, "delay_prior"), offgrid_taps=4,
+                              offgrid_companions=(-1.0, 1.0))
+    torch.manual_seed(0)
+    net = ChannelEstimator(cfg).eval()
+    g = torch.Generator().manual_seed(1)
+    n = small_ofdm.n_pilots
+    h_ls = torch.complex(torch.randn(8, n, generator=g), torch.randn(8, n, generator=g))
+    snr = torch.full((8,), 20.0)
+    with torch.no_grad():
+        pieces = _pieces(net, h_ls, snr)
+        assert list(pieces) == ["lmmse_atoms", "+companions", "+grid"]
+        assert torch.allclose(pieces["+grid"], net(h_ls, snr), atol=1e-6)  # the head starts at zero
+        assert (pieces["lmmse_atoms"] - pieces["+grid"]).abs().max() > 1e-3  # the grid is a piece
+        net.head.weight.normal_(0, 0.02, generator=g)
+        assert (pieces["+grid"] - net(h_ls, snr)).abs().max() > 1e-3  # the correction is not

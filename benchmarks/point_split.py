@@ -25,7 +25,10 @@ samples and on each group, of
   their learned priors (``AtomPower``) alone; ``+companions`` with the companion atoms too;
   ``+grid`` with the delay grid's prior too (the residual the transformer corrects);
   ``lora`` is that plus the transformer's correction. Where ``lora`` loses to ``atoms``, the
-  steps show which piece costs it.
+  steps show which piece costs it;
+- ``grid_x<k>``: the full residual with the grid's total prior fixed at ``k`` times the power the
+  atoms leave above the noise, in place of the learned gate's ``2 sigmoid(c)`` times it (so at
+  most 2); with the gate's own scale per sample (10th, 50th and 90th percentiles).
 
 It also gives the share of samples in each group, and the expected SNR over the pilots (the
 profile's power of the tap over the per-tap noise ``s / n_pilots``) of the taps the front-end
@@ -55,6 +58,7 @@ from chanest.estimators.nomp import NOMP, _steer, nomp_config  # noqa: E402
 from chanest.evaluation.evaluate import per_sample_errors, test_set  # noqa: E402
 from chanest.utils.params import load_params  # noqa: E402
 
+GRID_SCALES = (0.0, 0.5, 1.0, 2.0)  # the grid's total prior, in the residual's excess powers
 BIN_DB = 0.5  # width of the SNR bins the next peaks' shrinkages are fitted on
 N_PEAKS = 2
 
@@ -101,6 +105,7 @@ def _evidence(scenario: str, split: str, snr_db: float, n: int, params: dict) ->
     with torch.no_grad():
         lora_err = torch.as_tensor(per_sample_errors(lambda x: lora(x.h_ls, x.snr_db), b, 100))
         pieces = _pieces(lora, b.h_ls, b.snr_db)
+        gate = _gate_scale(lora, b.h_ls, b.snr_db)
     genie = torch.as_tensor(per_sample_errors(
         lambda x: genie_lmmse(x.h_ls, x.delays_s, x.powers, x.noise_var, ofdm), b, 100))
     nomp = NOMP(ofdm, nomp_config(params))(b.h_ls, b.noise_var).to(torch.complex128)
@@ -121,12 +126,16 @@ def _evidence(scenario: str, split: str, snr_db: float, n: int, params: dict) ->
         "atoms_residual": h - atoms,  # (B, n_sc): what the atoms leave of the channel
         "peaks": _next_peaks(front, y, rest, s, df, n_sc),
         "missed_snr_db": expected_snr[missed].numpy(),
+        "gate_scale": gate,
     }
 
 
 def _pieces(model, h_ls: torch.Tensor, snr_db: torch.Tensor) -> dict[str, torch.Tensor]:
     """The adapted estimator's residual built up piece by piece (see the module docstring), each
-    (B, n_sc) complex on the channel's scale; mirrors ``ChannelEstimator.residual_estimate``."""
+    (B, n_sc) complex on the channel's scale; mirrors ``ChannelEstimator.residual_estimate``.
+    Then ``grid_x<k>``: the full residual with the grid's total prior at ``k`` times the residual
+    power the atoms leave above the noise, in place of the learned gate's ``2 sigmoid(c)`` (at
+    most 2) times it."""
     scale = h_ls.abs().pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(1e-12)
     y = h_ls / scale
     channel = 1.0 / scale[:, 0].float() ** 2
@@ -143,7 +152,25 @@ def _pieces(model, h_ls: torch.Tensor, snr_db: torch.Tensor) -> dict[str, torch.
         atoms, power = torch.cat([atoms, extra], -1), torch.cat([power, extra_power], -1)
         out["+companions"] = model.grid_lmmse(y, noise_var, no_grid, atoms=atoms, atom_power=power)
     out["+grid"] = model.residual_estimate(y, snr_db, scale)
+    left = (rest.abs().pow(2).mean(-1).float() - noise_var).clamp_min(1e-4 * channel)
+    logits, _ = model.delay_prior(model.grid_lmmse.matched_filter(y), noise_var, snr_db,
+                                  model.grid_lmmse.matched_filter(rest))
+    for k in GRID_SCALES:
+        grid = torch.softmax(logits, dim=-1) * (k * left)[:, None]
+        out[f"grid_x{k:g}"] = model.grid_lmmse(y, noise_var, grid, atoms=atoms, atom_power=power)
     return {k: v * scale for k, v in out.items()}
+
+
+def _gate_scale(model, h_ls: torch.Tensor, snr_db: torch.Tensor) -> np.ndarray:
+    """(B,) the learned gate's scale ``2 sigmoid(c)`` on the grid's total prior, per sample."""
+    got = []
+    hook = model.delay_prior.register_forward_hook(lambda m, i, out: got.append(2 * torch.sigmoid(out[1])))
+    try:
+        for i in range(0, h_ls.shape[0], 100):
+            model(h_ls[i:i + 100], snr_db[i:i + 100])
+    finally:
+        hook.remove()
+    return torch.cat(got).numpy()
 
 
 def _bin(snr_db: np.ndarray) -> np.ndarray:
@@ -185,11 +212,12 @@ def split(scenario: str, snr_db: float, n: int, params: dict) -> dict:
         return round(10 * math.log10(e.mean() / g.mean()), 3)
 
     groups = {"all": np.ones_like(test["right"]), "count_right": test["right"], "count_wrong": ~test["right"]}
-    methods = ("lora", "nomp", "atoms", "oracle", "next_peaks") + tuple(k for k in err if k[0] in "l+"
-                                                                        and k != "lora")
+    methods = ("lora", "nomp", "atoms", "oracle", "next_peaks") + tuple(k for k in err if k[0] in "l+g"
+                                                                        and k not in ("lora", "genie"))
     return {
         "gap_to_genie_db": {g: {m: gap(m, mask) for m in methods} for g, mask in groups.items()},
         "share_count_wrong": round(float((~test["right"]).mean()), 3),
+        "gate_scale_p10_p50_p90": [round(float(x), 3) for x in np.percentile(test["gate_scale"], [10, 50, 90])],
         "missed_taps": int(test["missed_snr_db"].size),
         "missed_expected_snr_db_p10_p50_p90": [round(float(x), 1) for x in
                                                 np.percentile(test["missed_snr_db"], [10, 50, 90])]
@@ -213,7 +241,8 @@ def main() -> None:
         return
     for point, v in out.items():
         print(f"{point}: front-end tap count wrong on {v['share_count_wrong']:.1%} of samples; "
-              f"{v['missed_taps']} missed taps, expected SNR (dB, p10/p50/p90) {v['missed_expected_snr_db_p10_p50_p90']}")
+              f"{v['missed_taps']} missed taps, expected SNR (dB, p10/p50/p90) {v['missed_expected_snr_db_p10_p50_p90']}; "
+              f"the grid gate's scale (p10/p50/p90) {v['gate_scale_p10_p50_p90']}")
         for group, gaps in v["gap_to_genie_db"].items():
             print(f"  {group:12s} gap to the genie (dB): " + ", ".join(f"{m} {x:.3f}" for m, x in gaps.items()))
 

@@ -338,7 +338,8 @@ def test_front_end_closing_passes_are_saved_only_when_set(small_ofdm):
 
 def test_point_split_takes_the_off_grid_residual_apart_as_the_estimator_builds_it(small_ofdm):
     """``benchmarks/point_split.py`` rebuilds the residual piece by piece (atoms with their priors,
-    then the companions, then the grid): its last piece is the estimator's own residual, and with
+    then the companions, then the grid, then the grid at fixed scales): the grid piece is the
+    estimator's own residual (at the untrained gate's scale of 1, ``grid_x1``), and with
     the head's weights set the estimator adds its correction on top, so a change to
     ``ChannelEstimator.residual_estimate`` the benchmark does not follow fails here."""
     import dataclasses
@@ -359,8 +360,11 @@ def test_point_split_takes_the_off_grid_residual_apart_as_the_estimator_builds_i
     snr = torch.full((8,), 20.0)
     with torch.no_grad():
         pieces = _pieces(net, h_ls, snr)
-        assert list(pieces) == ["lmmse_atoms", "+companions", "+grid"]
+        assert list(pieces) == ["lmmse_atoms", "+companions", "+grid", "grid_x0", "grid_x0.5", "grid_x1", "grid_x2"]
         assert torch.allclose(pieces["+grid"], net(h_ls, snr), atol=1e-6)  # the head starts at zero
+        assert torch.allclose(pieces["grid_x1"], pieces["+grid"], atol=1e-6)  # so does the gate: 2 sigmoid(0)
+        assert torch.allclose(pieces["grid_x0"], pieces["+companions"], atol=1e-6)
+        assert (pieces["grid_x2"] - pieces["+grid"]).abs().max() > 1e-3
         assert (pieces["lmmse_atoms"] - pieces["+grid"]).abs().max() > 1e-3  # the grid is a piece
         net.head.weight.normal_(0, 0.02, generator=g)
         assert (pieces["+grid"] - net(h_ls, snr)).abs().max() > 1e-3  # the correction is not

@@ -104,8 +104,7 @@ def _evidence(scenario: str, split: str, snr_db: float, n: int, params: dict) ->
     rest = y - tap_response(delays, gains, front.step_hz, front.n, ofdm.pilot_offset * df)
     with torch.no_grad():
         lora_err = torch.as_tensor(per_sample_errors(lambda x: lora(x.h_ls, x.snr_db), b, 100))
-        pieces = _pieces(lora, b.h_ls, b.snr_db)
-        gate = _gate_scale(lora, b.h_ls, b.snr_db)
+        pieces, gate = _pieces(lora, b.h_ls, b.snr_db)
     genie = torch.as_tensor(per_sample_errors(
         lambda x: genie_lmmse(x.h_ls, x.delays_s, x.powers, x.noise_var, ofdm), b, 100))
     nomp = NOMP(ofdm, nomp_config(params))(b.h_ls, b.noise_var).to(torch.complex128)
@@ -130,12 +129,12 @@ def _evidence(scenario: str, split: str, snr_db: float, n: int, params: dict) ->
     }
 
 
-def _pieces(model, h_ls: torch.Tensor, snr_db: torch.Tensor) -> dict[str, torch.Tensor]:
+def _pieces(model, h_ls: torch.Tensor, snr_db: torch.Tensor) -> tuple[dict[str, torch.Tensor], np.ndarray]:
     """The adapted estimator's residual built up piece by piece (see the module docstring), each
     (B, n_sc) complex on the channel's scale; mirrors ``ChannelEstimator.residual_estimate``.
     Then ``grid_x<k>``: the full residual with the grid's total prior at ``k`` times the residual
     power the atoms leave above the noise, in place of the learned gate's ``2 sigmoid(c)`` (at
-    most 2) times it."""
+    most 2) times it. Also returns that learned scale, (B,)."""
     scale = h_ls.abs().pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(1e-12)
     y = h_ls / scale
     channel = 1.0 / scale[:, 0].float() ** 2
@@ -153,24 +152,12 @@ def _pieces(model, h_ls: torch.Tensor, snr_db: torch.Tensor) -> dict[str, torch.
         out["+companions"] = model.grid_lmmse(y, noise_var, no_grid, atoms=atoms, atom_power=power)
     out["+grid"] = model.residual_estimate(y, snr_db, scale)
     left = (rest.abs().pow(2).mean(-1).float() - noise_var).clamp_min(1e-4 * channel)
-    logits, _ = model.delay_prior(model.grid_lmmse.matched_filter(y), noise_var, snr_db,
-                                  model.grid_lmmse.matched_filter(rest))
+    logits, gate = model.delay_prior(model.grid_lmmse.matched_filter(y), noise_var, snr_db,
+                                     model.grid_lmmse.matched_filter(rest))
     for k in GRID_SCALES:
         grid = torch.softmax(logits, dim=-1) * (k * left)[:, None]
         out[f"grid_x{k:g}"] = model.grid_lmmse(y, noise_var, grid, atoms=atoms, atom_power=power)
-    return {k: v * scale for k, v in out.items()}
-
-
-def _gate_scale(model, h_ls: torch.Tensor, snr_db: torch.Tensor) -> np.ndarray:
-    """(B,) the learned gate's scale ``2 sigmoid(c)`` on the grid's total prior, per sample."""
-    got = []
-    hook = model.delay_prior.register_forward_hook(lambda m, i, out: got.append(2 * torch.sigmoid(out[1])))
-    try:
-        for i in range(0, h_ls.shape[0], 100):
-            model(h_ls[i:i + 100], snr_db[i:i + 100])
-    finally:
-        hook.remove()
-    return torch.cat(got).numpy()
+    return {k: v * scale for k, v in out.items()}, (2 * torch.sigmoid(gate)).numpy()
 
 
 def _bin(snr_db: np.ndarray) -> np.ndarray:

@@ -359,7 +359,8 @@ def test_point_split_takes_the_off_grid_residual_apart_as_the_estimator_builds_i
     h_ls = torch.complex(torch.randn(8, n, generator=g), torch.randn(8, n, generator=g))
     snr = torch.full((8,), 20.0)
     with torch.no_grad():
-        pieces = _pieces(net, h_ls, snr)
+        pieces, gate = _pieces(net, h_ls, snr)
+        assert gate.shape == (8,) and abs(gate - 1.0).max() < 1e-6  # the untrained gate: 2 sigmoid(0)
         assert list(pieces) == ["lmmse_atoms", "+companions", "+grid", "grid_x0", "grid_x0.5", "grid_x1", "grid_x2"]
         assert torch.allclose(pieces["+grid"], net(h_ls, snr), atol=1e-6)  # the head starts at zero
         assert torch.allclose(pieces["grid_x1"], pieces["+grid"], atol=1e-6)  # so does the gate: 2 sigmoid(0)
